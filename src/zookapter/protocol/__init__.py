@@ -1,0 +1,1 @@
+"""ZooKeeper's client wire protocol: jute codec, records, opcodes and error codes."""
