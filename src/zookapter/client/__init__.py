@@ -1,0 +1,1 @@
+"""zookapter.client (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""Operations: four-letter words, AdminServer, metrics, shell."""

@@ -1,0 +1,1 @@
+"""zookapter.quorum (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""zookapter.recipes (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""The server: data tree, sessions, watches, ACLs and the request pipeline."""

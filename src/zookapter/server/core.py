@@ -1,0 +1,400 @@
+"""The server core: sessions, the request pipeline and the data tree, without sockets.
+
+Request flow (as ZooKeeper's processor chain, see shared design):
+  connection -> `submit()`:
+    reads    -> answered at once, unless the session has writes in flight; then they queue
+                behind them so a session always reads its own writes;
+    writes   -> `Prep` turns them into a txn with the next zxid (failures become error txns)
+                and they join `_unpersisted`;
+  `flush()` hands the batch to the `Persister` (in-memory now; txn log + fsync or ZAB later),
+  `committed()` applies each txn in zxid order, fires watches, then replies in order.
+
+Connections implement `ConnectionLike` (send bytes, close, auth ids); the asyncio shell in
+`standalone.py` owns sockets and timers and passes the clock in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..protocol.consts import XID_SET_WATCHES, Err, Op, WatcherType
+from ..protocol.jute import JuteError, Reader
+from ..protocol.records import (CheckVersionRequest, ConnectRequest, ConnectResponse,
+                                CreateRequest, DeleteRequest, Id, SetACLRequest,
+                                SetDataRequest, UnknownMultiOp, read_multi)
+from ..protocol.txns import CreateSessionTxn, Txn
+from . import reads, replies
+from .datatree import ApplyResult, DataTree
+from .prep import Prep
+from .sessions import Session, SessionTracker
+from .watches import WatchManager
+
+log = logging.getLogger("zookapter.server")
+
+WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
+    Op.CREATE: CreateRequest.read,
+    Op.CREATE2: CreateRequest.read,
+    Op.CREATE_CONTAINER: CreateRequest.read,
+    Op.CREATE_TTL: CreateRequest.read_ttl,
+    Op.DELETE: DeleteRequest.read,
+    Op.SET_DATA: SetDataRequest.read,
+    Op.SET_ACL: SetACLRequest.read,
+    Op.CHECK: CheckVersionRequest.read,
+}
+
+
+class ConnectionLike(Protocol):
+    session_id: int
+    auth_ids: list[Id]
+    pending: deque
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def notify(self, event_type: int, path: str, zxid: int) -> None: ...
+
+    def can_read(self, acl: tuple) -> bool: ...
+
+    def connect_done(self, resp: ConnectResponse) -> None: ...
+
+
+class Persister(Protocol):
+    """Makes a batch of txns durable, then calls back `done`. In-memory: immediately."""
+
+    def persist(self, txns: list[Txn], done: Callable[[], None]) -> None: ...
+
+
+class MemoryPersister:
+    def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
+        done()
+
+
+@dataclass(slots=True)
+class Pending:
+    """One request of a connection awaiting its reply, kept in request order."""
+    xid: int
+    op: int
+    reader: Reader | None = None  # deferred read: evaluated when it reaches the head
+    reply: bytes | None = None
+    close_after: bool = False
+    started: float = 0.0
+
+
+@dataclass
+class ServerStats:
+    packets_received: int = 0
+    packets_sent: int = 0
+    min_latency: float = 0.0
+    max_latency: float = 0.0
+    total_latency: float = 0.0
+    count: int = 0
+    auth_failed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def record(self, ms: float) -> None:
+        if self.count == 0 or ms < self.min_latency:
+            self.min_latency = ms
+        if ms > self.max_latency:
+            self.max_latency = ms
+        self.total_latency += ms
+        self.count += 1
+
+    def reset(self) -> None:
+        self.packets_received = self.packets_sent = self.count = 0
+        self.min_latency = self.max_latency = self.total_latency = 0.0
+
+
+@dataclass
+class CoreConfig:
+    tick_time: int = 3000
+    min_session_timeout: int = -1
+    max_session_timeout: int = -1
+    extended_types: bool = False
+    skip_acl: bool = False
+    server_id: int = 0
+    jute_maxbuffer: int = 0xFFFFF
+
+    @property
+    def min_timeout(self) -> int:
+        return self.min_session_timeout if self.min_session_timeout > 0 else 2 * self.tick_time
+
+    @property
+    def max_timeout(self) -> int:
+        return self.max_session_timeout if self.max_session_timeout > 0 else 20 * self.tick_time
+
+
+class ServerCore:
+    """Standalone ZooKeeper server logic. `clock()` returns wall-clock ms (injected)."""
+
+    def __init__(self, config: CoreConfig, clock: Callable[[], int],
+                 persister: Persister | None = None, schedule: Callable[[Callable[[], None]],
+                                                                          None] | None = None,
+                 tree: DataTree | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.tree = tree or DataTree()
+        self.watches = WatchManager()
+        self.tree.watches = self.watches
+        self.sessions = SessionTracker(config.tick_time, config.server_id, clock())
+        self.prep = Prep(self.tree, config.extended_types, config.skip_acl)
+        self.persister: Persister = persister or MemoryPersister()
+        self.schedule = schedule or (lambda fn: fn())
+        self.next_zxid = self.tree.last_processed_zxid + 1
+        self.stats = ServerStats()
+        self.connections: set[ConnectionLike] = set()
+        self._unpersisted: list[tuple[Txn, ConnectionLike | None, Pending | None]] = []
+        self._flush_scheduled = False
+        self._in_flight = 0
+        self.auth_providers = None  # set by the shell (acl.AuthProviders)
+
+    # --- zxids and txns --------------------------------------------------------------------
+
+    @property
+    def last_zxid(self) -> int:
+        return self.tree.last_processed_zxid
+
+    def _new_txn(self, session_id: int, cxid: int, typ: int, record: object) -> Txn:
+        zxid = self.next_zxid
+        self.next_zxid += 1
+        return Txn(session_id, cxid, zxid, self.clock(), typ, record)  # type: ignore[arg-type]
+
+    def _enqueue(self, txn: Txn, conn: ConnectionLike | None, pending: Pending | None) -> None:
+        self._unpersisted.append((txn, conn, pending))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.schedule(self.flush)
+
+    def flush(self) -> None:
+        """Hand everything prepped so far to the persister as one batch (group commit)."""
+        self._flush_scheduled = False
+        batch = self._unpersisted
+        if not batch:
+            return
+        self._unpersisted = []
+        self._in_flight += len(batch)
+        self.persister.persist([t for t, _, _ in batch], lambda: self.committed(batch))
+
+    def committed(self, batch: list[tuple[Txn, ConnectionLike | None, Pending | None]]) -> None:
+        """Apply a durable batch in zxid order, fire watches, and release replies."""
+        touched: list[ConnectionLike] = []
+        last = 0
+        for txn, conn, pending in batch:
+            if txn.zxid <= self.tree.last_processed_zxid:
+                raise AssertionError(f"zxid {txn.zxid:#x} applied out of order")
+            result = self.tree.apply(txn)
+            last = txn.zxid
+            self._after_apply(txn, result, conn, pending)
+            if conn is not None and pending is not None:
+                self.drain(conn)
+        self._in_flight -= len(batch)
+        self.prep.applied(last)
+        del touched
+
+    def _after_apply(self, txn: Txn, result: ApplyResult, conn: ConnectionLike | None,
+                     pending: Pending | None) -> None:
+        typ = txn.type
+        if typ == Op.CREATE_SESSION:
+            self._session_created(txn, conn)
+            return
+        if typ == Op.CLOSE_SESSION:
+            self._session_closed(txn.session_id)
+        if pending is not None:
+            pending.reply = reads.write_reply(pending.xid, txn.zxid, typ, pending.op, result)
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def negotiate_timeout(self, requested: int) -> int:
+        return max(self.config.min_timeout, min(self.config.max_timeout, requested))
+
+    def connect(self, conn: ConnectionLike, req: ConnectRequest) -> bool:
+        """Handle a ConnectRequest. False means: close the connection without a reply."""
+        if req.lastZxidSeen > self.last_zxid:
+            log.info("refusing session 0x%x: client has seen zxid 0x%x, our last is 0x%x",
+                     req.sessionId, req.lastZxidSeen, self.last_zxid)
+            return False
+        timeout = self.negotiate_timeout(req.timeOut)
+        now = self.clock()
+        if req.sessionId == 0:
+            sid = self.sessions.allocate_id()
+            session = self.sessions.add(sid, timeout, now)
+            session.owner = conn
+            conn.session_id = sid
+            txn = self._new_txn(sid, 0, Op.CREATE_SESSION, CreateSessionTxn(timeout))
+            self._enqueue(txn, conn, None)
+            return True
+        session = self.sessions.get(req.sessionId)
+        if session is None or session.closing or session.password != req.passwd[:16] \
+                or len(req.passwd) != 16:
+            conn.connect_done(ConnectResponse(0, 0, 0, b"\x00" * 16, False, req.has_read_only))
+            return True
+        old = session.owner
+        if old is not None and old is not conn:
+            old.session_id = 0  # detach so its close does not touch the session
+            old.close()
+        session.owner = conn
+        session.timeout_ms = timeout
+        self.sessions.touch(session.session_id, now)
+        conn.session_id = session.session_id
+        conn.connect_done(ConnectResponse(0, timeout, session.session_id, session.password,
+                                          False, req.has_read_only))
+        return True
+
+    def _session_created(self, txn: Txn, conn: ConnectionLike | None) -> None:
+        session = self.sessions.get(txn.session_id)
+        if conn is None or session is None:
+            return
+        conn.connect_done(ConnectResponse(0, session.timeout_ms, session.session_id,
+                                          session.password, False, True))
+
+    def _session_closed(self, session_id: int) -> None:
+        session = self.sessions.remove(session_id)
+        if session is not None and session.owner is not None:
+            owner = session.owner
+            session.owner = None
+            if not owner.pending:
+                owner.close()
+
+    def expire_sessions(self) -> None:
+        """Called by the shell each tick: expired sessions are closed through the pipeline."""
+        for s in self.sessions.expired(self.clock()):
+            log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id,
+                     s.timeout_ms)
+            self._close_session(s.session_id, 0, None, None)
+
+    def _close_session(self, sid: int, xid: int, conn: ConnectionLike | None,
+                       pending: Pending | None) -> None:
+        self.sessions.set_closing(sid)
+        zxid = self.next_zxid
+        rec = self.prep.close_session(sid, zxid)
+        txn = self._new_txn(sid, xid, Op.CLOSE_SESSION, rec)
+        self._enqueue(txn, conn, pending)
+
+    def connection_lost(self, conn: ConnectionLike) -> None:
+        self.watches.remove_watcher(conn)
+        self.connections.discard(conn)
+        s = self.sessions.get(conn.session_id) if conn.session_id else None
+        if s is not None and s.owner is conn:
+            s.owner = None
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def submit(self, conn: ConnectionLike, xid: int, op: int, r: Reader) -> None:
+        """One decoded request header plus its body reader, in arrival order."""
+        self.stats.packets_received += 1
+        sid = conn.session_id
+        session = self.sessions.get(sid)
+        if session is not None:
+            self.sessions.touch(sid, self.clock())
+        decoder = WRITE_DECODERS.get(op)
+        if decoder is not None or op == Op.MULTI:
+            self._submit_write(conn, session, xid, op, r, decoder)
+        elif op == Op.CLOSE_SESSION:
+            pending = Pending(xid, op, close_after=True)
+            conn.pending.append(pending)
+            if session is None or session.closing:
+                pending.reply = replies.header_only(xid, self.last_zxid, 0)
+                self.drain(conn)
+            else:
+                self._close_session(sid, xid, conn, pending)
+        elif op == Op.AUTH:
+            reads.auth(self, conn, r)
+        elif conn.pending:
+            conn.pending.append(Pending(xid, op, r))
+        else:
+            conn.send(reads.read_reply(self, conn, xid, op, r))
+
+    def _submit_write(self, conn: ConnectionLike, session: Session | None, xid: int, op: int,
+                      r: Reader, decoder: Callable[[Reader], object] | None) -> None:
+        pending = Pending(xid, op)
+        conn.pending.append(pending)
+        sid = conn.session_id
+        if session is None or session.closing:
+            txn = self._new_txn(sid, xid, Op.ERROR, None)
+            from ..protocol.txns import ErrorTxn
+            txn.record = ErrorTxn(Err.SESSION_EXPIRED)
+            self._enqueue(txn, conn, pending)
+            return
+        zxid, now = self.next_zxid, self.clock()
+        try:
+            if op == Op.MULTI:
+                ops = read_multi(r)
+                if any(t in (Op.GET_DATA, Op.GET_CHILDREN) for t, _ in ops):
+                    raise JuteError("mixing read and write operations in a multi")
+                typ, rec = self.prep.prep_multi(ops, sid, zxid, now, conn.auth_ids)
+            else:
+                assert decoder is not None
+                req = decoder(r)
+                typ, rec = self.prep.prep(op, req, sid, zxid, now, conn.auth_ids)
+        except (JuteError, UnknownMultiOp) as e:
+            log.warning("malformed %s request from session 0x%x: %s", Op(op).name, sid, e)
+            from ..protocol.txns import ErrorTxn
+            typ, rec = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
+        txn = self._new_txn(sid, xid, typ, rec)
+        assert txn.zxid == zxid
+        self._enqueue(txn, conn, pending)
+
+    def drain(self, conn: ConnectionLike) -> None:
+        """Send every reply at the head of the connection's queue that is ready, in order;
+        deferred reads run now, after the writes queued before them were applied."""
+        q = conn.pending
+        while q:
+            head = q[0]
+            if head.reply is None:
+                if head.reader is None:
+                    return
+                head.reply = reads.read_reply(self, conn, head.xid, head.op, head.reader)
+            q.popleft()
+            conn.send(head.reply)
+            if head.close_after:
+                conn.close()
+                return
+
+    # --- watches on reconnect ---------------------------------------------------------------
+
+    def set_watches(self, conn: ConnectionLike, rel_zxid: int, data: list[str],
+                    exist: list[str], child: list[str], persistent: list[str],
+                    recursive: list[str]) -> None:
+        """SetWatches(2): re-register, firing what changed since `rel_zxid` (zxid -1)."""
+        from ..protocol.consts import EventType
+        tree, w = self.tree, self.watches
+        for p in data:
+            n = tree.get(p)
+            if n is None:
+                conn.notify(EventType.NODE_DELETED, p, -1)
+            elif n.mzxid > rel_zxid:
+                conn.notify(EventType.NODE_DATA_CHANGED, p, -1)
+            else:
+                w.add_data_watch(p, conn)
+        for p in exist:
+            if tree.get(p) is not None:
+                conn.notify(EventType.NODE_CREATED, p, -1)
+            else:
+                w.add_data_watch(p, conn)
+        for p in child:
+            n = tree.get(p)
+            if n is None:
+                conn.notify(EventType.NODE_DELETED, p, -1)
+            elif n.pzxid > rel_zxid:
+                conn.notify(EventType.NODE_CHILDREN_CHANGED, p, -1)
+            else:
+                w.add_child_watch(p, conn)
+        for p in persistent:
+            w.add_persistent(p, conn, False)
+        for p in recursive:
+            w.add_persistent(p, conn, True)
+
+    def remove_watches(self, conn: ConnectionLike, path: str, wtype: int, check: bool) -> int:
+        if wtype not in tuple(WatcherType):
+            return Err.BAD_ARGUMENTS
+        if check:
+            ok = self.watches.contains(path, wtype, conn)
+        else:
+            ok = self.watches.remove(path, wtype, conn)
+        return Err.OK if ok else Err.NO_WATCHER
+
+
+__all__ = ["ServerCore", "CoreConfig", "Pending", "MemoryPersister", "XID_SET_WATCHES"]

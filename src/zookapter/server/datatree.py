@@ -1,0 +1,301 @@
+"""The data tree: znodes by path, and the deterministic application of committed txns.
+
+Mirrors Apache ZooKeeper's DataTree. Nodes live in one dict keyed by full path (O(1) lookups
+for reads); each node keeps its child names. Applying a txn is pure: it mutates the tree and
+returns the result record plus the watch triggers, which the caller fires. Replay is
+idempotent the way ZooKeeper's is (a create of an existing node or a delete of a missing one
+during log replay is tolerated by the storage layer, not here).
+
+Two stat subtleties kept exactly as ZooKeeper:
+- the stored `cversion` counts child creations only; clients see `2*cversion - numChildren`;
+- `ephemeralOwner` is reported as 0 for container and TTL nodes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..protocol.consts import (CONFIG_PATH, CONTAINER_EPHEMERAL_OWNER, QUOTA_PATH,
+                               ZOOKEEPER_PATH, Err, EventType, Op)
+from ..protocol.records import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, ACL, Stat
+from ..protocol.txns import (CheckVersionTxn, CloseSessionTxn, CreateSessionTxn, CreateTxn,
+                             DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn)
+
+STAT = struct.Struct(">qqqqiiiqiiq")
+
+
+def is_ttl_owner(owner: int) -> bool:
+    """True for 0xFF00_0000_xxxx_xxxx style owners (EphemeralType.TTL)."""
+    return (owner >> 56) == -1 and ((owner >> 40) & 0xFFFF) == 0
+
+
+class Node:
+    """One znode. `stat_bytes` caches the 68-byte client Stat; any change clears it."""
+
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
+                 "aversion", "ephemeral_owner", "pzxid", "children", "_stat_bytes")
+
+    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int,
+                 ephemeral_owner: int) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time
+        self.version = self.cversion = self.aversion = 0
+        self.ephemeral_owner = ephemeral_owner
+        self.children: set[str] = set()
+        self._stat_bytes: bytes | None = None
+
+    def visible_owner(self) -> int:
+        """ephemeralOwner as clients see it: 0 for container and TTL nodes."""
+        owner = self.ephemeral_owner
+        if owner >= 0:
+            return owner
+        if owner == CONTAINER_EPHEMERAL_OWNER or is_ttl_owner(owner):
+            return 0
+        return owner
+
+    def stat_bytes(self) -> bytes:
+        b = self._stat_bytes
+        if b is None:
+            n = len(self.children)
+            b = self._stat_bytes = STAT.pack(
+                self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                self.cversion * 2 - n, self.aversion, self.visible_owner(),
+                len(self.data) if self.data is not None else 0, n, self.pzxid)
+        return b
+
+    def stat(self) -> Stat:
+        return Stat(*STAT.unpack(self.stat_bytes()))
+
+
+Trigger = tuple[int, str]  # (EventType, path) — fired on data watches
+ChildTrigger = tuple[str]
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """Result of applying one txn: error code, result path/stat, and watch triggers."""
+    err: int = 0
+    path: str | None = None
+    node: Node | None = None
+    multi: list["ApplyResult"] | None = None
+    op: int = 0
+
+
+def parent_of(path: str) -> str:
+    i = path.rfind("/")
+    return "/" if i == 0 else path[:i]
+
+
+def split_path(path: str) -> tuple[str, str]:
+    i = path.rfind("/")
+    return ("/" if i == 0 else path[:i]), path[i + 1:]
+
+
+class Watches:
+    """What the tree needs from the watch manager (see watches.WatchManager)."""
+
+    def trigger(self, path: str, event: int, zxid: int,
+                acl: tuple[ACL, ...] | None = None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class DataTree:
+    """All znodes, the ephemerals index, and txn application."""
+
+    def __init__(self, config_data: bytes = b"") -> None:
+        self.nodes: dict[str, Node] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.containers: set[str] = set()
+        self.ttls: set[str] = set()
+        self.last_processed_zxid = 0
+        self.watches: Watches | None = None
+        root = Node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        self.nodes["/"] = root
+        self._add_system_node(ZOOKEEPER_PATH, b"", OPEN_ACL_UNSAFE)
+        self._add_system_node(QUOTA_PATH, b"", OPEN_ACL_UNSAFE)
+        self._add_system_node(CONFIG_PATH, config_data, READ_ACL_UNSAFE)
+
+    def _add_system_node(self, path: str, data: bytes, acl: tuple[ACL, ...]) -> None:
+        parent, name = split_path(path)
+        self.nodes[path] = Node(data, acl, 0, 0, 0)
+        self.nodes[parent].children.add(name)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def approximate_data_size(self) -> int:
+        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+
+    def all_children_number(self, path: str) -> int:
+        if path == "/":
+            return len(self.nodes) - 1
+        prefix = path + "/"
+        return sum(1 for p in self.nodes if p.startswith(prefix))
+
+    def session_ephemerals(self, session_id: int) -> set[str]:
+        return self.ephemerals.get(session_id, set())
+
+    # --- apply -----------------------------------------------------------------------------
+
+    def apply(self, txn: Txn) -> ApplyResult:
+        """Apply one committed txn. Called exactly once per zxid, in zxid order."""
+        res = self._apply_record(txn.type, txn.record, txn)
+        if txn.zxid > self.last_processed_zxid:
+            self.last_processed_zxid = txn.zxid
+        return res
+
+    def _apply_record(self, typ: int, rec: object, txn: Txn) -> ApplyResult:
+        if typ in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+            assert isinstance(rec, CreateTxn)
+            return self._create(typ, rec, txn)
+        if typ in (Op.DELETE, Op.DELETE_CONTAINER):
+            assert isinstance(rec, DeleteTxn)
+            return self._delete(typ, rec.path, txn.zxid)
+        if typ == Op.SET_DATA or typ == Op.RECONFIG:
+            assert isinstance(rec, SetDataTxn)
+            return self._set_data(typ, rec, txn)
+        if typ == Op.SET_ACL:
+            assert isinstance(rec, SetACLTxn)
+            return self._set_acl(rec)
+        if typ == Op.CHECK:
+            assert isinstance(rec, CheckVersionTxn)
+            return ApplyResult(0, rec.path, self.nodes.get(rec.path), op=Op.CHECK)
+        if typ == Op.MULTI:
+            assert isinstance(rec, MultiTxn)
+            return self._multi(rec, txn)
+        if typ == Op.CREATE_SESSION:
+            assert isinstance(rec, CreateSessionTxn)
+            return ApplyResult(op=typ)
+        if typ == Op.CLOSE_SESSION:
+            return self._close_session(txn.session_id, rec, txn.zxid)
+        if typ == Op.ERROR:
+            assert isinstance(rec, ErrorTxn)
+            return ApplyResult(rec.err, op=typ)
+        raise AssertionError(f"cannot apply txn type {typ}")
+
+    def _create(self, typ: int, rec: CreateTxn, txn: Txn) -> ApplyResult:
+        path = rec.path
+        parent_path, name = split_path(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            return ApplyResult(Err.NO_NODE, op=typ)
+        if path in self.nodes:
+            return ApplyResult(Err.NODE_EXISTS, op=typ)
+        if rec.container:
+            owner = CONTAINER_EPHEMERAL_OWNER
+        elif rec.ttl >= 0:
+            owner = (0xFF00000000000000 | rec.ttl) - (1 << 64)
+        else:
+            owner = txn.session_id if rec.ephemeral else 0
+        pcv = rec.parentCVersion
+        if pcv == -1:
+            pcv = parent.cversion + 1
+        node = Node(rec.data, rec.acl, txn.zxid, txn.time, owner)
+        self.nodes[path] = node
+        parent.children.add(name)
+        if pcv > parent.cversion:
+            parent.cversion = pcv
+            parent.pzxid = txn.zxid
+        parent._stat_bytes = None
+        if rec.container:
+            self.containers.add(path)
+        elif rec.ttl >= 0:
+            self.ttls.add(path)
+        elif rec.ephemeral:
+            self.ephemerals.setdefault(txn.session_id, set()).add(path)
+        w = self.watches
+        if w is not None:
+            w.trigger(path, EventType.NODE_CREATED, txn.zxid, node.acl)
+            w.trigger(parent_path, EventType.NODE_CHILDREN_CHANGED, txn.zxid, parent.acl)
+        return ApplyResult(0, path, node, op=typ)
+
+    def _delete(self, typ: int, path: str, zxid: int) -> ApplyResult:
+        node = self.nodes.get(path)
+        if node is None:
+            return ApplyResult(Err.NO_NODE, op=typ)
+        parent_path, name = split_path(path)
+        del self.nodes[path]
+        parent = self.nodes.get(parent_path)
+        if parent is not None:
+            parent.children.discard(name)
+            if zxid > parent.pzxid:
+                parent.pzxid = zxid
+            parent._stat_bytes = None
+        owner = node.ephemeral_owner
+        if owner == CONTAINER_EPHEMERAL_OWNER:
+            self.containers.discard(path)
+        elif owner < 0:
+            self.ttls.discard(path)
+        elif owner != 0:
+            eph = self.ephemerals.get(owner)
+            if eph is not None:
+                eph.discard(path)
+                if not eph:
+                    del self.ephemerals[owner]
+        w = self.watches
+        if w is not None:
+            w.trigger(path, EventType.NODE_DELETED, zxid, node.acl)
+            w.trigger(parent_path, EventType.NODE_CHILDREN_CHANGED, zxid,
+                      parent.acl if parent is not None else None)
+        return ApplyResult(0, path, op=typ)
+
+    def _set_data(self, typ: int, rec: SetDataTxn, txn: Txn) -> ApplyResult:
+        node = self.nodes.get(rec.path)
+        if node is None:
+            return ApplyResult(Err.NO_NODE, op=typ)
+        node.data = rec.data
+        node.version = rec.version
+        node.mzxid = txn.zxid
+        node.mtime = txn.time
+        node._stat_bytes = None
+        if self.watches is not None:
+            self.watches.trigger(rec.path, EventType.NODE_DATA_CHANGED, txn.zxid, node.acl)
+        return ApplyResult(0, rec.path, node, op=typ)
+
+    def _set_acl(self, rec: SetACLTxn) -> ApplyResult:
+        node = self.nodes.get(rec.path)
+        if node is None:
+            return ApplyResult(Err.NO_NODE, op=Op.SET_ACL)
+        node.acl = rec.acl
+        node.aversion = rec.version
+        node._stat_bytes = None
+        return ApplyResult(0, rec.path, node, op=Op.SET_ACL)
+
+    def _multi(self, rec: MultiTxn, txn: Txn) -> ApplyResult:
+        """All sub-txns or, if any is an error txn, none (results as ZooKeeper reports)."""
+        failed = any(t == Op.ERROR for t, _ in rec.txns)
+        results: list[ApplyResult] = []
+        if failed:
+            seen_error = False
+            for t, sub in rec.txns:
+                if t == Op.ERROR and not seen_error:
+                    assert isinstance(sub, ErrorTxn)
+                    seen_error = True
+                    results.append(ApplyResult(sub.err, op=Op.ERROR))
+                elif seen_error:
+                    results.append(ApplyResult(Err.RUNTIME_INCONSISTENCY, op=Op.ERROR))
+                else:
+                    results.append(ApplyResult(0, op=Op.ERROR))
+            return ApplyResult(0, multi=results, op=Op.MULTI)
+        for t, sub in rec.txns:
+            results.append(self._apply_record(t, sub, txn))
+        return ApplyResult(0, multi=results, op=Op.MULTI)
+
+    def _close_session(self, session_id: int, rec: object, zxid: int) -> ApplyResult:
+        paths = self.ephemerals.get(session_id)
+        if isinstance(rec, CloseSessionTxn) and rec.paths2Delete is not None:
+            to_delete = list(rec.paths2Delete)
+        else:
+            to_delete = sorted(paths) if paths else []
+        for p in to_delete:
+            self._delete(Op.DELETE, p, zxid)
+        self.ephemerals.pop(session_id, None)
+        return ApplyResult(op=Op.CLOSE_SESSION)

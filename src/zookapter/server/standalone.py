@@ -1,0 +1,159 @@
+"""The standalone server: asyncio listeners, timers and the core wired together.
+
+This is the I/O shell around `ServerCore`: it owns the listening sockets (plain and TLS),
+passes the wall clock in, runs the session-expiry tick and the container/TTL reaper, and
+enforces maxClientCnxns per client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Callable
+
+from ..ops import fourletter
+from .acl import AuthProviders
+from .config import ServerConfig
+from .connection import ClientConnection
+from .containers import ContainerReaper
+from .core import CoreConfig, ServerCore
+
+log = logging.getLogger("zookapter.server")
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StandaloneServer:
+    def __init__(self, config: ServerConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.clock = clock
+        self.core: ServerCore | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.per_ip: dict[str, int] = {}
+        self.started_at = time.time()
+        self.port: int | None = None
+        self.secure_port: int | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.stopped = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        core_cfg = CoreConfig(tick_time=cfg.tick_time, min_session_timeout=cfg.min_timeout,
+                              max_session_timeout=cfg.max_timeout,
+                              extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
+                              server_id=cfg.server_id, jute_maxbuffer=cfg.jute_maxbuffer)
+        self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon)
+        core.auth_providers = AuthProviders(
+            cfg.super_digest, cfg.prop("zookeeper.DigestAuthenticationProvider.digestAlg",
+                                       "SHA1") or "SHA1",
+            (cfg.prop("zookeeper.DigestAuthenticationProvider.enabled", "true") or "true")
+            .lower() != "false")
+        core.config_super_x509 = cfg.prop("zookeeper.X509AuthenticationProvider.superUser")
+        core.server = self  # type: ignore[attr-defined]
+        os.makedirs(cfg.data_dir, exist_ok=True)
+        backlog = cfg.listen_backlog if cfg.listen_backlog > 0 else 100
+        if cfg.client_port is not None:
+            srv = await loop.create_server(lambda: self._protocol(False),
+                                           cfg.client_port_address, cfg.client_port,
+                                           backlog=backlog, reuse_address=True)
+            self.servers.append(srv)
+            self.port = srv.sockets[0].getsockname()[1]
+            log.info("binding to port %s:%d", cfg.client_port_address, self.port)
+        if cfg.secure_client_port is not None:
+            from .tls import build_server_context
+            ctx = build_server_context(cfg.ssl_props)
+            addr = cfg.secure_client_port_address or cfg.client_port_address
+            srv = await loop.create_server(lambda: self._protocol(True), addr,
+                                           cfg.secure_client_port, ssl=ctx, backlog=backlog,
+                                           reuse_address=True)
+            self.servers.append(srv)
+            self.secure_port = srv.sockets[0].getsockname()[1]
+            log.info("binding to secure port %s:%d", addr, self.secure_port)
+        self.reaper = ContainerReaper(core, cfg.container_max_per_minute)
+        self._tasks.append(loop.create_task(self._session_ticker()))
+        self._tasks.append(loop.create_task(self._container_ticker()))
+
+    def _protocol(self, secure: bool) -> ClientConnection:
+        assert self.core is not None
+        return ClientConnection(self.core, self, self._four_letter, secure)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for srv in self.servers:
+            srv.close()
+        if self.core is not None:
+            for conn in list(self.core.connections):
+                conn.close()
+        for srv in self.servers:
+            try:
+                await asyncio.wait_for(srv.wait_closed(), 2)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        self.stopped.set()
+
+    # --- connection accounting ------------------------------------------------------------------
+
+    def accept(self, conn: ClientConnection) -> bool:
+        ip = conn.peer[0]
+        n = self.per_ip.get(ip, 0)
+        limit = self.config.max_client_cnxns
+        if limit > 0 and n >= limit:
+            log.warning("Too many connections from /%s - max is %d", ip, limit)
+            return False
+        self.per_ip[ip] = n + 1
+        conn.counted = True  # type: ignore[attr-defined]
+        return True
+
+    def released(self, conn: ClientConnection) -> None:
+        if getattr(conn, "counted", False):
+            conn.counted = False  # type: ignore[attr-defined]
+            ip = conn.peer[0]
+            n = self.per_ip.get(ip, 1) - 1
+            if n <= 0:
+                self.per_ip.pop(ip, None)
+            else:
+                self.per_ip[ip] = n
+
+    def _four_letter(self, word: str, conn: ClientConnection) -> str:
+        return fourletter.run(word, self, conn)
+
+    # --- timers -------------------------------------------------------------------------------
+
+    async def _session_ticker(self) -> None:
+        """Expiry runs on tickTime boundaries, as ZooKeeper's expiry buckets."""
+        assert self.core is not None
+        tick = self.config.tick_time
+        while True:
+            now = self.clock()
+            await asyncio.sleep(max(0.001, (tick - now % tick) / 1000.0))
+            try:
+                self.core.expire_sessions()
+            except Exception:
+                log.exception("session expiry failed")
+
+    async def _container_ticker(self) -> None:
+        interval = self.config.container_check_interval_ms / 1000.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.reaper.check()
+            except Exception:
+                log.exception("container reaper failed")
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until cancelled (Ctrl-C / SIGTERM handled by the CLI)."""
+    server = StandaloneServer(config)
+    await server.start()
+    try:
+        await server.stopped.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,1 @@
+"""zookapter.sim (not implemented yet)."""

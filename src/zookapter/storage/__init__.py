@@ -1,0 +1,1 @@
+"""zookapter.storage (not implemented yet)."""
