@@ -117,6 +117,8 @@ class DataTree:
         self._add_system_node(ZOOKEEPER_PATH, b"", OPEN_ACL_UNSAFE)
         self._add_system_node(QUOTA_PATH, b"", OPEN_ACL_UNSAFE)
         self._add_system_node(CONFIG_PATH, config_data, READ_ACL_UNSAFE)
+        # ZooKeeper sets the config node's ACL with setACL(..., -1), leaving aversion -1.
+        self.nodes[CONFIG_PATH].aversion = -1
 
     def _add_system_node(self, path: str, data: bytes, acl: tuple[ACL, ...]) -> None:
         parent, name = split_path(path)

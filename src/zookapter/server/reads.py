@@ -32,7 +32,9 @@ class ReadError(Exception):
 
 
 def _node_for_read(core: "ServerCore", conn: "ConnectionLike", path: str, perm: int):
-    node = core.tree.nodes.get(path)
+    # ZooKeeper's DataTree also stores the root under "" (its snapshot name), so reads of ""
+    # find the root.
+    node = core.tree.nodes.get(path or "/")
     if node is None:
         raise ReadError(Err.NO_NODE)
     if not check_acl(node.acl, perm, conn.auth_ids, core.config.skip_acl):
@@ -53,7 +55,7 @@ def _exists(core, conn, xid, r):
     req = PathWatchRequest.read(r)
     if "\0" in req.path:
         raise ReadError(Err.BAD_ARGUMENTS)
-    node = core.tree.nodes.get(req.path)
+    node = core.tree.nodes.get(req.path or "/")
     if node is not None and not check_acl(node.acl, Perm.READ, conn.auth_ids,
                                           core.config.skip_acl):
         raise ReadError(Err.NO_AUTH)

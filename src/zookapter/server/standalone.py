@@ -45,10 +45,11 @@ class StandaloneServer:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        # A standalone ZooKeeperServer allocates session ids as server 1.
         core_cfg = CoreConfig(tick_time=cfg.tick_time, min_session_timeout=cfg.min_timeout,
                               max_session_timeout=cfg.max_timeout,
                               extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
-                              server_id=cfg.server_id, jute_maxbuffer=cfg.jute_maxbuffer)
+                              server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer)
         self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon)
         core.auth_providers = AuthProviders(
             cfg.super_digest, cfg.prop("zookeeper.DigestAuthenticationProvider.digestAlg",
