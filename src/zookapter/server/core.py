@@ -26,9 +26,9 @@ from ..protocol.records import (CheckVersionRequest, ConnectRequest, ConnectResp
                                 CreateRequest, DeleteRequest, Id, SetACLRequest,
                                 SetDataRequest, UnknownMultiOp, read_multi)
 from ..protocol.txns import CreateSessionTxn, Txn
-from . import reads, replies
+from . import quotas, reads, replies
 from .datatree import ApplyResult, DataTree
-from .prep import Prep
+from .prep import KeeperError, Prep
 from .sessions import Session, SessionTracker
 from .watches import WatchManager
 
@@ -115,6 +115,7 @@ class CoreConfig:
     max_session_timeout: int = -1
     extended_types: bool = False
     skip_acl: bool = False
+    enforce_quota: bool = False
     server_id: int = 0
     jute_maxbuffer: int = 0xFFFFF
 
@@ -140,7 +141,8 @@ class ServerCore:
         self.watches = WatchManager()
         self.tree.watches = self.watches
         self.sessions = SessionTracker(config.tick_time, config.server_id, clock())
-        self.prep = Prep(self.tree, config.extended_types, config.skip_acl)
+        self.prep = Prep(self.tree, config.extended_types, config.skip_acl,
+                         self._check_quota if config.enforce_quota else None)
         self.persister: Persister = persister or MemoryPersister()
         self.schedule = schedule or (lambda fn: fn())
         self.next_zxid = self.tree.last_processed_zxid + 1
@@ -150,6 +152,12 @@ class ServerCore:
         self._flush_scheduled = False
         self._in_flight = 0
         self.auth_providers = None  # set by the shell (acl.AuthProviders)
+
+    def _check_quota(self, path: str, old_len: int, new_len: int, op: int) -> None:
+        try:
+            quotas.check(self.tree, path, old_len, new_len, op)
+        except quotas.QuotaExceeded:
+            raise KeeperError(Err.QUOTA_EXCEEDED) from None
 
     # --- zxids and txns --------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..protocol.consts import (CONFIG_PATH, CONTAINER_EPHEMERAL_OWNER, QUOTA_PATH,
                                ZOOKEEPER_PATH, Err, EventType, Op)
 from ..protocol.records import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, ACL, Stat
+from .quotas import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_target
 from ..protocol.txns import (CheckVersionTxn, CloseSessionTxn, CreateSessionTxn, CreateTxn,
                              DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn)
 
@@ -112,6 +113,7 @@ class DataTree:
         self.ttls: set[str] = set()
         self.last_processed_zxid = 0
         self.watches: Watches | None = None
+        self.quota_paths: set[str] = set()
         root = Node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
         self.nodes["/"] = root
         self._add_system_node(ZOOKEEPER_PATH, b"", OPEN_ACL_UNSAFE)
@@ -144,6 +146,59 @@ class DataTree:
 
     def session_ephemerals(self, session_id: int) -> set[str]:
         return self.ephemerals.get(session_id, set())
+
+    # --- quotas (see quotas.py) --------------------------------------------------------------
+
+    def max_quota_prefix(self, path: str) -> str | None:
+        """The deepest quota'd path that is `path` or an ancestor of it ("/" never counts)."""
+        qp = self.quota_paths
+        if not qp:
+            return None
+        p = path
+        while p != "/" and p:
+            if p in qp:
+                return p
+            i = p.rfind("/")
+            p = "/" if i == 0 else p[:i]
+        return None
+
+    def _quota_node_created(self, path: str) -> None:
+        target = quota_target(path)
+        if target is None or target[0] == "/":
+            return
+        if target[1] == LIMIT_NODE:
+            self.quota_paths.add(target[0])
+        else:
+            self.recompute_quota(target[0])
+
+    def recompute_quota(self, target: str) -> None:
+        """Rewrite the stats node of `target` from the subtree (updateQuotaForPath)."""
+        stat_node = self.nodes.get(f"{QUOTA_PATH}{target}/{STAT_NODE}")
+        if stat_node is None:
+            return
+        count = nbytes = 0
+        prefix = target + "/"
+        for p, n in self.nodes.items():
+            if p == target or p.startswith(prefix):
+                count += 1
+                nbytes += len(n.data) if n.data else 0
+        stats = parse_stats(stat_node.data)
+        stats["count"], stats["bytes"] = count, nbytes
+        stat_node.data = format_stats({"count": count, "bytes": nbytes})
+        stat_node._stat_bytes = None
+
+    def _quota_update(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        prefix = self.max_quota_prefix(path)
+        if prefix is None:
+            return
+        stat_node = self.nodes.get(f"{QUOTA_PATH}{prefix}/{STAT_NODE}")
+        if stat_node is None:
+            return
+        stats = parse_stats(stat_node.data)
+        stats["count"] = stats.get("count", -1) + count_diff
+        stats["bytes"] = stats.get("bytes", -1) + bytes_diff
+        stat_node.data = format_stats(stats)
+        stat_node._stat_bytes = None
 
     # --- apply -----------------------------------------------------------------------------
 
@@ -213,6 +268,10 @@ class DataTree:
             self.ttls.add(path)
         elif rec.ephemeral:
             self.ephemerals.setdefault(txn.session_id, set()).add(path)
+        if path.startswith(QUOTA_PATH):
+            self._quota_node_created(path)
+        if self.quota_paths:
+            self._quota_update(path, len(rec.data) if rec.data else 0, 1)
         w = self.watches
         if w is not None:
             w.trigger(path, EventType.NODE_CREATED, txn.zxid, node.acl)
@@ -242,6 +301,12 @@ class DataTree:
                 eph.discard(path)
                 if not eph:
                     del self.ephemerals[owner]
+        if path.startswith(QUOTA_PATH):
+            target = quota_target(path)
+            if target is not None and target[1] == LIMIT_NODE:
+                self.quota_paths.discard(target[0])
+        if self.quota_paths:
+            self._quota_update(path, -(len(node.data) if node.data else 0), -1)
         w = self.watches
         if w is not None:
             w.trigger(path, EventType.NODE_DELETED, zxid, node.acl)
@@ -253,6 +318,9 @@ class DataTree:
         node = self.nodes.get(rec.path)
         if node is None:
             return ApplyResult(Err.NO_NODE, op=typ)
+        if self.quota_paths:
+            old = len(node.data) if node.data else 0
+            self._quota_update(rec.path, (len(rec.data) if rec.data else 0) - old, 0)
         node.data = rec.data
         node.version = rec.version
         node.mzxid = txn.zxid

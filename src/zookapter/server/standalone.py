@@ -49,6 +49,7 @@ class StandaloneServer:
         core_cfg = CoreConfig(tick_time=cfg.tick_time, min_session_timeout=cfg.min_timeout,
                               max_session_timeout=cfg.max_timeout,
                               extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
+                              enforce_quota=cfg.enforce_quota,
                               server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer)
         self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon)
         core.auth_providers = AuthProviders(
