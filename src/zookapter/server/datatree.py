@@ -24,6 +24,7 @@ from ..protocol.txns import (CheckVersionTxn, CloseSessionTxn, CreateSessionTxn,
                              DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn)
 
 STAT = struct.Struct(">qqqqiiiqiiq")
+NO_CHILDREN: frozenset[str] = frozenset()
 
 
 def is_ttl_owner(owner: int) -> bool:
@@ -45,8 +46,24 @@ class Node:
         self.ctime = self.mtime = time
         self.version = self.cversion = self.aversion = 0
         self.ephemeral_owner = ephemeral_owner
-        self.children: set[str] = set()
+        # Leaves (most nodes) share one empty frozenset: an empty set() costs 216 bytes.
+        self.children: set[str] | frozenset[str] = NO_CHILDREN
         self._stat_bytes: bytes | None = None
+
+    def add_child(self, name: str) -> None:
+        c = self.children
+        if c is NO_CHILDREN:
+            self.children = {name}
+        else:
+            c.add(name)  # type: ignore[union-attr]
+
+    def remove_child(self, name: str) -> None:
+        c = self.children
+        if name in c:
+            if len(c) == 1:
+                self.children = NO_CHILDREN
+            else:
+                c.discard(name)  # type: ignore[union-attr]
 
     def visible_owner(self) -> int:
         """ephemeralOwner as clients see it: 0 for container and TTL nodes."""
@@ -125,7 +142,7 @@ class DataTree:
     def _add_system_node(self, path: str, data: bytes, acl: tuple[ACL, ...]) -> None:
         parent, name = split_path(path)
         self.nodes[path] = Node(data, acl, 0, 0, 0)
-        self.nodes[parent].children.add(name)
+        self.nodes[parent].add_child(name)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -257,7 +274,7 @@ class DataTree:
             pcv = parent.cversion + 1
         node = Node(rec.data, rec.acl, txn.zxid, txn.time, owner)
         self.nodes[path] = node
-        parent.children.add(name)
+        parent.add_child(name)
         if pcv > parent.cversion:
             parent.cversion = pcv
             parent.pzxid = txn.zxid
@@ -286,7 +303,7 @@ class DataTree:
         del self.nodes[path]
         parent = self.nodes.get(parent_path)
         if parent is not None:
-            parent.children.discard(name)
+            parent.remove_child(name)
             if zxid > parent.pzxid:
                 parent.pzxid = zxid
             parent._stat_bytes = None
