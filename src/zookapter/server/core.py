@@ -397,7 +397,7 @@ class ServerCore:
 
     def remove_watches(self, conn: ConnectionLike, path: str, wtype: int, check: bool) -> int:
         if wtype not in tuple(WatcherType):
-            return Err.BAD_ARGUMENTS
+            return Err.MARSHALLING_ERROR  # Java's WatcherType.fromInt throws
         if check:
             ok = self.watches.contains(path, wtype, conn)
         else:

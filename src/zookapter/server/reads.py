@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from ..protocol.consts import (XID_AUTH, XID_PING, XID_SET_WATCHES, AddWatchMode, Err, Op,
                                Perm)
 from ..protocol.jute import JuteError, Reader, Writer
-from ..protocol.records import (AuthPacket, PathRequest, PathTypeRequest, PathWatchRequest,
+from ..protocol.records import (AuthPacket, Id, PathRequest, PathTypeRequest, PathWatchRequest,
                                 SetWatches, UnknownMultiOp, read_multi)
 from . import replies
 from .acl import check_acl, mask_digests
@@ -132,7 +132,8 @@ def _watch_mgmt(check: bool):
 def _add_watch(core, conn, xid, r):
     req = PathTypeRequest.read(r)
     if req.type not in (AddWatchMode.PERSISTENT, AddWatchMode.PERSISTENT_RECURSIVE):
-        raise ReadError(Err.BAD_ARGUMENTS)
+        # Java's AddWatchMode.fromValue throws; the request fails as marshalling error
+        raise ReadError(Err.MARSHALLING_ERROR)
     core.watches.add_persistent(req.path, conn, req.type == AddWatchMode.PERSISTENT_RECURSIVE)
     return replies.with_body(xid, core.tree.last_processed_zxid, replies.INT.pack(0))
 
@@ -146,12 +147,21 @@ def _set_watches(v2: bool):
     return handler
 
 
+def _user_name(i: Id) -> str:
+    """AuthUtil.getUser: the provider's user name for an id (digest: the part before ':')."""
+    if i.scheme == "digest":
+        return i.id.split(":", 1)[0]
+    return i.id
+
+
 def _who_am_i(core, conn, xid, r):
     w = Writer()
-    ids = conn.auth_ids
+    # authenticated ids first, then the connection's ip id (the order ZooKeeper 3.8 shows)
+    ids = [i for i in conn.auth_ids if i.scheme != "ip"] + \
+        [i for i in conn.auth_ids if i.scheme == "ip"]
     w.int(len(ids))
     for i in ids:
-        w.ustring(i.scheme).ustring(i.id)
+        w.ustring(i.scheme).ustring(_user_name(i))
     return replies.with_body(xid, core.tree.last_processed_zxid, bytes(w.buf))
 
 
