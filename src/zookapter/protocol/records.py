@@ -1,23 +1,26 @@
 """Every jute record of the client protocol: data types (Id, ACL, Stat), the handshake,
 request and response bodies.
 
-Each record is a frozen slotted dataclass with `write(w)` and `read(r)`; `OP` names the opcode
-that carries it. Field order is ZooKeeper's (zookeeper.jute), which is the whole encoding.
+Each record is a slotted dataclass with `write(w)` and `read(r)`. Field order is ZooKeeper's
+(zookeeper.jute), which is the whole encoding. Records are built once per request, so they
+are not `frozen` (a frozen dataclass's __init__ costs several times more); treat them as
+immutable all the same. Id and ACL are NamedTuples: hashable values used in sets and caches.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .consts import Op
-from .jute import Reader, Writer
+from .jute import INT as _INT
+from .jute import JuteError, Reader, Writer
 
 STAT = struct.Struct(">qqqqiiiqiiq")  # 68 bytes, client-visible Stat
 
 
-@dataclass(frozen=True, slots=True)
-class Id:
+class Id(NamedTuple):
     scheme: str
     id: str
 
@@ -29,8 +32,7 @@ class Id:
         return Id(r.ustring() or "", r.ustring() or "")
 
 
-@dataclass(frozen=True, slots=True)
-class ACL:
+class ACL(NamedTuple):
     perms: int
     id: Id
 
@@ -60,12 +62,41 @@ def write_acls(w: Writer, acls: "tuple[ACL, ...] | list[ACL] | None") -> None:
         a.write(w)
 
 
+_ACL_CACHE: dict[bytes, tuple[ACL, ...]] = {}
+_ACL_CACHE_MAX = 4096
+
+
 def read_acls(r: Reader) -> tuple[ACL, ...] | None:
-    v = r.vector(ACL.read)
-    return None if v is None else tuple(v)
+    """Decode a vector<ACL>. Nearly every request carries one of a handful of ACL lists, so
+    decoded lists are cached by their encoded bytes (bounded), skipping object construction."""
+    start = r.pos
+    n = r.int()
+    if n == -1:
+        return None
+    if n < 0 or n > 4096:
+        raise JuteError(f"unreasonable ACL count {n}")
+    buf, pos, end = r.buf, r.pos, len(r.buf)
+    for _ in range(n):
+        pos += 4
+        for _s in range(2):
+            if pos + 4 > end:
+                raise JuteError("truncated ACL")
+            (ln,) = _INT.unpack_from(buf, pos)
+            pos += 4 + (ln if ln > 0 else 0)
+    if pos > end:
+        raise JuteError("truncated ACL")
+    key = bytes(buf[start:pos])
+    acls = _ACL_CACHE.get(key)
+    if acls is None:
+        acls = tuple(ACL.read(r) for _ in range(n))
+        if len(_ACL_CACHE) >= _ACL_CACHE_MAX:
+            _ACL_CACHE.clear()
+        _ACL_CACHE[key] = acls
+    r.pos = pos
+    return acls
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Stat:
     czxid: int = 0
     mzxid: int = 0
@@ -97,7 +128,7 @@ class Stat:
 CONNECT_REQ = struct.Struct(">iqiq")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectRequest:
     protocolVersion: int = 0
     lastZxidSeen: int = 0
@@ -125,7 +156,7 @@ class ConnectRequest:
         return ConnectRequest(pv, zx, to, sid, pw, False, False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectResponse:
     protocolVersion: int = 0
     timeOut: int = 0
@@ -150,7 +181,7 @@ class ConnectResponse:
 
 # --- requests --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateRequest:
     path: str
     data: bytes | None
@@ -174,7 +205,7 @@ class CreateRequest:
         return CreateRequest(r.ustring() or "", r.buffer(), read_acls(r), r.int(), r.long())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeleteRequest:
     path: str
     version: int
@@ -187,7 +218,7 @@ class DeleteRequest:
         return DeleteRequest(r.ustring() or "", r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PathWatchRequest:
     """exists / getData / getChildren / getChildren2: `ustring path, bool watch`."""
     path: str
@@ -201,7 +232,7 @@ class PathWatchRequest:
         return PathWatchRequest(r.ustring() or "", r.bool())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PathRequest:
     """getACL / sync / getAllChildrenNumber / getEphemerals: a single `ustring path`."""
     path: str | None
@@ -214,7 +245,7 @@ class PathRequest:
         return PathRequest(r.ustring())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetDataRequest:
     path: str
     data: bytes | None
@@ -228,7 +259,7 @@ class SetDataRequest:
         return SetDataRequest(r.ustring() or "", r.buffer(), r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetACLRequest:
     path: str
     acl: tuple[ACL, ...] | None
@@ -244,7 +275,7 @@ class SetACLRequest:
         return SetACLRequest(r.ustring() or "", read_acls(r), r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckVersionRequest:
     path: str
     version: int
@@ -257,7 +288,7 @@ class CheckVersionRequest:
         return CheckVersionRequest(r.ustring() or "", r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PathTypeRequest:
     """checkWatches / removeWatches (`type`) and addWatch (`mode`)."""
     path: str
@@ -271,7 +302,7 @@ class PathTypeRequest:
         return PathTypeRequest(r.ustring() or "", r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuthPacket:
     type: int
     scheme: str
@@ -285,7 +316,7 @@ class AuthPacket:
         return AuthPacket(r.int(), r.ustring() or "", r.buffer() or b"")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetWatches:
     relativeZxid: int
     dataWatches: list[str]
@@ -313,7 +344,7 @@ class SetWatches:
         return SetWatches(z, d, e, c)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WatcherEvent:
     type: int
     state: int

@@ -19,7 +19,7 @@ from .records import ACL, read_acls, write_acls
 TXN_HEADER = struct.Struct(">qiqqi")  # clientId, cxid, zxid, time, type
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateSessionTxn:
     timeOut: int
 
@@ -31,7 +31,7 @@ class CreateSessionTxn:
         return CreateSessionTxn(r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseSessionTxn:
     paths2Delete: tuple[str, ...] | None
 
@@ -46,7 +46,7 @@ class CloseSessionTxn:
         return CloseSessionTxn(None if v is None else tuple(v))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateTxn:
     """create / create2 / createContainer / createTTL, one shape in memory.
 
@@ -90,7 +90,7 @@ class CreateTxn:
         return CreateTxn(path, data, acl, False, pcv, r.long())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeleteTxn:
     path: str
 
@@ -102,7 +102,7 @@ class DeleteTxn:
         return DeleteTxn(r.ustring() or "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetDataTxn:
     path: str
     data: bytes | None
@@ -116,7 +116,7 @@ class SetDataTxn:
         return SetDataTxn(r.ustring() or "", r.buffer(), r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetACLTxn:
     path: str
     acl: tuple[ACL, ...]
@@ -132,7 +132,7 @@ class SetACLTxn:
         return SetACLTxn(r.ustring() or "", read_acls(r) or (), r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckVersionTxn:
     path: str
     version: int
@@ -145,7 +145,7 @@ class CheckVersionTxn:
         return CheckVersionTxn(r.ustring() or "", r.int())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorTxn:
     err: int
 
@@ -161,7 +161,7 @@ TxnRecord = Union[CreateSessionTxn, CloseSessionTxn, CreateTxn, DeleteTxn, SetDa
                   SetACLTxn, CheckVersionTxn, ErrorTxn, "MultiTxn", None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultiTxn:
     """Sub-txns as (type, record); all share the multi's zxid."""
     txns: tuple[tuple[int, TxnRecord], ...]

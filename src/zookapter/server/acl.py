@@ -98,10 +98,28 @@ def check_acl(acl: tuple[ACL, ...] | None, perm: int, auth_ids: list[Id],
     return False
 
 
+_FIXUP_CACHE: dict[tuple[ACL, ...], tuple[ACL, ...]] = {}
+
+
 def fixup_acl(path: str, auth_ids: list[Id], acls: tuple[ACL, ...] | None) -> tuple[ACL, ...]:
-    """Validate and expand an ACL list as PrepRequestProcessor.fixupACL; raise -114."""
+    """Validate and expand an ACL list as PrepRequestProcessor.fixupACL; raise -114.
+
+    Lists without an `auth` entry do not depend on the connection, so their (valid) fixed-up
+    form is cached."""
     if not acls:
         raise ACLError(Err.INVALID_ACL)
+    cached = _FIXUP_CACHE.get(acls)
+    if cached is not None:
+        return cached
+    fixed = _fixup(auth_ids, acls)
+    if not any(a.id.scheme == "auth" for a in acls):
+        if len(_FIXUP_CACHE) > 4096:
+            _FIXUP_CACHE.clear()
+        _FIXUP_CACHE[acls] = fixed
+    return fixed
+
+
+def _fixup(auth_ids: list[Id], acls: tuple[ACL, ...]) -> tuple[ACL, ...]:
     out: list[ACL] = []
     seen: set[ACL] = set()
 

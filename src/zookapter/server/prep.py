@@ -107,6 +107,12 @@ class Prep:
             return rec
         return self.record(path)
 
+    def _exists(self, path: str, changes: dict[str, ChangeRecord]) -> bool:
+        rec = changes.get(path) or self.outstanding.get(path)
+        if rec is not None:
+            return rec.exists
+        return path in self.tree.nodes
+
     # --- per-op prep -------------------------------------------------------------------------
 
     def prep(self, op: int, req: object, session_id: int, zxid: int, time: int,
@@ -191,12 +197,8 @@ class Prep:
         if mode.sequential:
             path = f"{path}{parent_cversion:010d}"
         self._validate(path)
-        try:
-            self._lookup(path, changes)
+        if self._exists(path, changes):
             raise KeeperError(Err.NODE_EXISTS)
-        except KeeperError as e:
-            if e.code != Err.NO_NODE:
-                raise
         owner = parent.ephemeral_owner
         if owner > 0 or (owner < 0 and owner != CONTAINER_EPHEMERAL_OWNER
                          and not (self.extended_types and is_ttl_owner(owner))):
@@ -211,8 +213,9 @@ class Prep:
             rec = CreateTxn(path, req.data, acl, False, new_cversion, ttl)
         else:
             rec = CreateTxn(path, req.data, acl, mode.ephemeral, new_cversion)
-        changes[parent_path] = replace(parent, zxid=zxid, cversion=new_cversion,
-                                       child_count=parent.child_count + 1)
+        changes[parent_path] = ChangeRecord(
+            zxid, parent_path, True, parent.version, new_cversion, parent.aversion,
+            parent.ephemeral_owner, parent.child_count + 1, parent.acl, parent.data_len)
         if mode.container:
             new_owner = CONTAINER_EPHEMERAL_OWNER
         elif mode.ttl:
