@@ -439,3 +439,23 @@ def test_concurrent_clients(server):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_client_that_never_reads_replies_is_throttled_not_fatal(server, zk):
+    """A pipelining client that never reads: the server stops reading from it instead of
+    buffering without bound, and other sessions go on."""
+    raw = RawClient(server.host, server.port)
+    raw.connect()
+    w = Writer()
+    PathWatchRequest("/", False).write(w)
+    frame = struct.pack(">iii", 8 + len(w.buf), 1, Op.GET_DATA) + bytes(w.buf)
+    raw.sock.setblocking(False)
+    sent = 0
+    try:
+        for _ in range(200000):
+            sent += raw.sock.send(frame * 64)
+    except BlockingIOError:
+        pass
+    assert sent > 0
+    assert zk.exists("/") is not None
+    raw.close()

@@ -135,6 +135,16 @@ class ClientConnection(asyncio.Protocol):
             if superuser and dn == superuser:
                 self.auth_ids.append(Id("super", dn))
 
+    # Backpressure: a client that does not read its replies stops being read from, so one
+    # slow or hostile client cannot grow the server's buffers without bound.
+    def pause_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.core.connection_lost(self)
