@@ -103,6 +103,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_op = "NA"
         self.last_cxid = 0
         self.last_zxid = 0
+        self.sasl_server: object | None = None
 
     def __hash__(self) -> int:
         return id(self)

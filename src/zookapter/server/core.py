@@ -152,6 +152,7 @@ class ServerCore:
         self._flush_scheduled = False
         self._in_flight = 0
         self.auth_providers = None  # set by the shell (acl.AuthProviders)
+        self.sasl = None  # set by the shell (sasl.SaslServerFactory)
 
     def _check_quota(self, path: str, old_len: int, new_len: int, op: int) -> None:
         try:
@@ -309,7 +310,9 @@ class ServerCore:
             else:
                 self._close_session(sid, xid, conn, pending)
         elif op == Op.AUTH:
-            reads.auth(self, conn, r)
+            reads.auth(self, conn, r, xid)
+        elif op == Op.SASL:
+            reads.sasl(self, conn, xid, r)
         elif conn.pending:
             conn.pending.append(Pending(xid, op, r))
         else:

@@ -18,6 +18,7 @@ from ..protocol.records import (AuthPacket, Id, PathRequest, PathTypeRequest, Pa
 from . import replies
 from .acl import check_acl, mask_digests
 from .datatree import ApplyResult
+from .sasl import SaslError, sasl_reply_frame
 
 if TYPE_CHECKING:
     from .core import ConnectionLike, ServerCore
@@ -224,7 +225,44 @@ def read_reply(core: "ServerCore", conn: "ConnectionLike", xid: int, op: int, r:
         return replies.header_only(xid, core.tree.last_processed_zxid, Err.MARSHALLING_ERROR)
 
 
-def auth(core: "ServerCore", conn: "ConnectionLike", r: Reader) -> None:
+def sasl(core: "ServerCore", conn: "ConnectionLike", xid: int, r: Reader) -> None:
+    """One SASL token exchange (opcode 102), answered at once as ZooKeeper does; on failure
+    the reply is followed by closing the connection (the session stays)."""
+    try:
+        token = r.buffer()
+    except JuteError:
+        token = None
+    if token is None:
+        conn.close()
+        return
+    factory = getattr(core, "sasl", None)
+    if factory is None or not factory.enabled:
+        conn.send(sasl_reply_frame(xid, 0, None))
+        return
+    server = getattr(conn, "sasl_server", None)
+    if server is None:
+        server = conn.sasl_server = factory.create()
+    try:
+        done, out = server.step(token)
+    except SaslError as e:
+        core.stats.auth_failed += 1
+        log.warning("SASL authentication failed for session 0x%x: %s", conn.session_id, e)
+        if not e.reply:
+            conn.close()
+        elif factory.keep_failed_clients:
+            conn.send(sasl_reply_frame(xid, 0, None))
+        else:
+            conn.send(sasl_reply_frame(xid, factory.failure_error, None))
+            conn.close()
+        return
+    if done:
+        for i in factory.auth_ids(server.authorization_id):
+            if i not in conn.auth_ids:
+                conn.auth_ids.append(i)
+    conn.send(sasl_reply_frame(xid, 0, out))
+
+
+def auth(core: "ServerCore", conn: "ConnectionLike", r: Reader, xid: int = XID_AUTH) -> None:
     """AuthPacket: add ids, or reply AuthFailed and close the connection."""
     try:
         pkt = AuthPacket.read(r)
@@ -236,13 +274,13 @@ def auth(core: "ServerCore", conn: "ConnectionLike", r: Reader) -> None:
     if ids is None:
         core.stats.auth_failed += 1
         log.warning("Authentication failed for scheme: %s", pkt.scheme if pkt else "?")
-        conn.send(replies.header_only(XID_AUTH, 0, Err.AUTH_FAILED))
+        conn.send(replies.header_only(xid, 0, Err.AUTH_FAILED))
         conn.close()
         return
     for i in ids:
         if i not in conn.auth_ids:
             conn.auth_ids.append(i)
-    conn.send(replies.header_only(XID_AUTH, 0, 0))
+    conn.send(replies.header_only(xid, 0, 0))
 
 
 # --- write replies ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Callable
 
 from ..ops import fourletter
 from .acl import AuthProviders
+from .sasl import SaslServerFactory
 from .config import ServerConfig
 from .connection import ClientConnection
 from .containers import ContainerReaper
@@ -57,6 +58,7 @@ class StandaloneServer:
                                        "SHA1") or "SHA1",
             (cfg.prop("zookeeper.DigestAuthenticationProvider.enabled", "true") or "true")
             .lower() != "false")
+        core.sasl = SaslServerFactory(cfg.props)
         core.config_super_x509 = cfg.prop("zookeeper.X509AuthenticationProvider.superUser")
         core.server = self  # type: ignore[attr-defined]
         os.makedirs(cfg.data_dir, exist_ok=True)
