@@ -8,16 +8,22 @@ import time
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import (BadVersionError, NoAuthError,
-                              NoChildrenForEphemeralsError, NodeExistsError, NoNodeError,
-                              NotEmptyError, RolledBackError)
+from kazoo.exceptions import (
+    BadVersionError,
+    NoAuthError,
+    NoChildrenForEphemeralsError,
+    NodeExistsError,
+    NotEmptyError,
+    RolledBackError,
+)
 from kazoo.security import make_digest_acl
 
-from rawclient import RawClient, four_letter
 from zookapter.protocol.consts import Err, Op
 from zookapter.protocol.jute import Writer
 from zookapter.protocol.records import PathWatchRequest
 from zookapter.testing import ZookapterServer
+
+from rawclient import RawClient, four_letter
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id
 
-from test_tls_config import PKI, _props, pki  # noqa: F401  (module-scoped fixture)
 from zookapter.testing import ZookapterServer
+
+from test_tls_config import PKI, _props, pki  # noqa: F401  (module-scoped fixture)
 
 CLIENT_DN = "CN=client,OU=Eng,O=Org,C=US"
 

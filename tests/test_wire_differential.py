@@ -8,10 +8,11 @@ import struct
 
 import pytest
 
-from rawclient import RawClient
 from zookapter.protocol.consts import Op
 from zookapter.protocol.jute import Writer
 from zookapter.testing import ZookapterServer
+
+from rawclient import RawClient
 
 pytestmark = pytest.mark.oracle
 MULTI_END = struct.pack(">i?i", -1, True, -1)

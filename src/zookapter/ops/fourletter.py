@@ -13,7 +13,8 @@ import resource
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import __version__
 
@@ -24,21 +25,21 @@ if TYPE_CHECKING:
 VERSION_LINE = f"Zookeeper version: 3.9.4-zookapter-{__version__}, built on 01/01/2026 00:00 GMT"
 
 
-def _mode(server: "StandaloneServer") -> str:
+def _mode(server: StandaloneServer) -> str:
     return "standalone"
 
 
-def _latency(server: "StandaloneServer") -> tuple[str, str, str]:
+def _latency(server: StandaloneServer) -> tuple[str, str, str]:
     st = server.core.stats  # type: ignore[union-attr]
     avg = st.total_latency / st.count if st.count else 0.0
     return f"{st.min_latency:g}", f"{avg:.4f}", f"{st.max_latency:g}"
 
 
-def _connections(server: "StandaloneServer") -> list["ClientConnection"]:
+def _connections(server: StandaloneServer) -> list[ClientConnection]:
     return [c for c in server.core.connections]  # type: ignore[union-attr]
 
 
-def _cons_line(c: "ClientConnection", brief: bool) -> str:
+def _cons_line(c: ClientConnection, brief: bool) -> str:
     ip, port = c.peer
     base = f" /{ip}:{port}[{1 if c.handshake_done else 0}](queued={len(c.pending)}," \
            f"recved={c.received},sent={c.sent}"
@@ -50,12 +51,12 @@ def _cons_line(c: "ClientConnection", brief: bool) -> str:
             "maxlat=0)")
 
 
-def _timeout(c: "ClientConnection") -> int:
+def _timeout(c: ClientConnection) -> int:
     s = c.core.sessions.get(c.session_id)
     return s.timeout_ms if s else 0
 
 
-def srvr(server: "StandaloneServer", conn: "ClientConnection", with_clients: bool = False
+def srvr(server: StandaloneServer, conn: ClientConnection, with_clients: bool = False
          ) -> str:
     core = server.core
     assert core is not None
@@ -78,15 +79,15 @@ def srvr(server: "StandaloneServer", conn: "ClientConnection", with_clients: boo
     return "\n".join(lines) + "\n"
 
 
-def stat(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def stat(server: StandaloneServer, conn: ClientConnection) -> str:
     return srvr(server, conn, True)
 
 
-def ruok(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def ruok(server: StandaloneServer, conn: ClientConnection) -> str:
     return "imok"
 
 
-def isro(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def isro(server: StandaloneServer, conn: ClientConnection) -> str:
     return "rw"
 
 
@@ -98,7 +99,7 @@ def _fd_counts() -> tuple[int, int]:
     return n, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def mntr(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def mntr(server: StandaloneServer, conn: ClientConnection) -> str:
     core = server.core
     assert core is not None
     st = core.stats
@@ -130,7 +131,7 @@ def mntr(server: "StandaloneServer", conn: "ClientConnection") -> str:
     return "".join(f"zk_{k}\t{v}\n" for k, v in items)
 
 
-def conf(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def conf(server: StandaloneServer, conn: ClientConnection) -> str:
     cfg = server.config
     lines = [
         f"clientPort={server.port if server.port is not None else 0}",
@@ -160,22 +161,22 @@ def _dir_size(path: str) -> int:
     return total
 
 
-def cons(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def cons(server: StandaloneServer, conn: ClientConnection) -> str:
     return "".join(_cons_line(c, False) + "\n" for c in _connections(server)) + "\n"
 
 
-def crst(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def crst(server: StandaloneServer, conn: ClientConnection) -> str:
     for c in _connections(server):
         c.received = c.sent = 0
     return "Connection stats reset.\n"
 
 
-def srst(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def srst(server: StandaloneServer, conn: ClientConnection) -> str:
     server.core.stats.reset()  # type: ignore[union-attr]
     return "Server stats reset.\n"
 
 
-def envi(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def envi(server: StandaloneServer, conn: ClientConnection) -> str:
     env = [
         ("zookeeper.version", VERSION_LINE.split(": ", 1)[1]),
         ("host.name", socket.gethostname()),
@@ -192,13 +193,13 @@ def envi(server: "StandaloneServer", conn: "ClientConnection") -> str:
     return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in env)
 
 
-def wchs(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def wchs(server: StandaloneServer, conn: ClientConnection) -> str:
     w = server.core.watches  # type: ignore[union-attr]
     return (f"{len(w.by_watcher)} connections watching {len(w.watched_paths())} paths\n"
             f"Total watches:{w.watch_count()}\n")
 
 
-def wchc(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def wchc(server: StandaloneServer, conn: ClientConnection) -> str:
     out = []
     for c, paths in server.core.watches.paths_by_watcher().items():  # type: ignore[union-attr]
         out.append(f"0x{c.session_id & 0xFFFFFFFFFFFFFFFF:x}\n")
@@ -206,7 +207,7 @@ def wchc(server: "StandaloneServer", conn: "ClientConnection") -> str:
     return "".join(out)
 
 
-def wchp(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def wchp(server: StandaloneServer, conn: ClientConnection) -> str:
     out = []
     for p, ws in sorted(server.core.watches.watchers_by_path().items()):  # type: ignore
         out.append(f"{p}\n")
@@ -214,13 +215,13 @@ def wchp(server: "StandaloneServer", conn: "ClientConnection") -> str:
     return "".join(out)
 
 
-def dirs(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def dirs(server: StandaloneServer, conn: ClientConnection) -> str:
     cfg = server.config
     return (f"datadir_size: {_dir_size(cfg.data_dir)}\n"
             f"logdir_size: {_dir_size(cfg.data_log_dir or cfg.data_dir)}\n")
 
 
-def dump(server: "StandaloneServer", conn: "ClientConnection") -> str:
+def dump(server: StandaloneServer, conn: ClientConnection) -> str:
     core = server.core
     assert core is not None
     lines = ["SessionTracker dump:", f"Session Sets ({len(core.sessions.sessions)}):"]
@@ -235,14 +236,14 @@ def dump(server: "StandaloneServer", conn: "ClientConnection") -> str:
     return "\n".join(lines) + "\n"
 
 
-COMMANDS: dict[str, Callable[["StandaloneServer", "ClientConnection"], str]] = {
+COMMANDS: dict[str, Callable[[StandaloneServer, ClientConnection], str]] = {
     "ruok": ruok, "srvr": srvr, "stat": stat, "mntr": mntr, "conf": conf, "cons": cons,
     "crst": crst, "envi": envi, "wchs": wchs, "wchc": wchc, "wchp": wchp, "dirs": dirs,
     "isro": isro, "srst": srst, "dump": dump,
 }
 
 
-def run(word: str, server: "StandaloneServer", conn: "ClientConnection") -> str:
+def run(word: str, server: StandaloneServer, conn: ClientConnection) -> str:
     allowed = server.config.fourlw_whitelist
     if "*" not in allowed and word not in allowed:
         return f"{word} is not executed because it is not in the whitelist.\n"

@@ -10,7 +10,8 @@ BinaryInputArchive does) so a hostile length can never make us allocate gigabyte
 from __future__ import annotations
 
 import struct
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -30,7 +31,7 @@ class JuteError(ValueError):
 class Reader:
     """Sequential decoder over one frame. Raises JuteError on truncation or absurd lengths."""
 
-    __slots__ = ("buf", "pos", "max_len")
+    __slots__ = ("buf", "max_len", "pos")
 
     def __init__(self, buf: bytes | memoryview, pos: int = 0,
                  max_len: int = 2 * JUTE_MAXBUFFER_DEFAULT) -> None:
@@ -97,7 +98,7 @@ class Reader:
             # Java decodes with replacement characters rather than failing.
             return raw.decode("utf-8", "replace")
 
-    def vector(self, item: Callable[["Reader"], T]) -> list[T] | None:
+    def vector(self, item: Callable[[Reader], T]) -> list[T] | None:
         n = self.int()
         if n == -1:
             return None
@@ -126,19 +127,19 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> "Writer":
+    def int(self, v: int) -> Writer:
         self.buf += INT.pack(v)
         return self
 
-    def long(self, v: int) -> "Writer":
+    def long(self, v: int) -> Writer:
         self.buf += LONG.pack(v)
         return self
 
-    def bool(self, v: bool) -> "Writer":
+    def bool(self, v: bool) -> Writer:
         self.buf.append(1 if v else 0)
         return self
 
-    def buffer(self, v: bytes | None) -> "Writer":
+    def buffer(self, v: bytes | None) -> Writer:
         if v is None:
             self.buf += b"\xff\xff\xff\xff"
         else:
@@ -146,7 +147,7 @@ class Writer:
             self.buf += v
         return self
 
-    def ustring(self, v: str | None) -> "Writer":
+    def ustring(self, v: str | None) -> Writer:
         if v is None:
             self.buf += b"\xff\xff\xff\xff"
         else:
@@ -155,7 +156,7 @@ class Writer:
             self.buf += raw
         return self
 
-    def ustring_vector(self, v: list[str] | None) -> "Writer":
+    def ustring_vector(self, v: list[str] | None) -> Writer:
         if v is None:
             self.buf += b"\xff\xff\xff\xff"
             return self
@@ -164,7 +165,7 @@ class Writer:
             self.ustring(s)
         return self
 
-    def raw(self, b: bytes) -> "Writer":
+    def raw(self, b: bytes) -> Writer:
         self.buf += b
         return self
 

@@ -28,7 +28,7 @@ class Id(NamedTuple):
         w.ustring(self.scheme).ustring(self.id)
 
     @staticmethod
-    def read(r: Reader) -> "Id":
+    def read(r: Reader) -> Id:
         return Id(r.ustring() or "", r.ustring() or "")
 
 
@@ -41,7 +41,7 @@ class ACL(NamedTuple):
         self.id.write(w)
 
     @staticmethod
-    def read(r: Reader) -> "ACL":
+    def read(r: Reader) -> ACL:
         perms = r.int()
         return ACL(perms, Id.read(r))
 
@@ -53,7 +53,7 @@ CREATOR_ALL_ACL = (ACL(31, AUTH_IDS),)
 READ_ACL_UNSAFE = (ACL(1, ANYONE_ID),)
 
 
-def write_acls(w: Writer, acls: "tuple[ACL, ...] | list[ACL] | None") -> None:
+def write_acls(w: Writer, acls: tuple[ACL, ...] | list[ACL] | None) -> None:
     if acls is None:
         w.int(-1)
         return
@@ -82,7 +82,7 @@ def read_acls(r: Reader) -> tuple[ACL, ...] | None:
             if pos + 4 > end:
                 raise JuteError("truncated ACL")
             (ln,) = _INT.unpack_from(buf, pos)
-            pos += 4 + (ln if ln > 0 else 0)
+            pos += 4 + (max(0, ln))
     if pos > end:
         raise JuteError("truncated ACL")
     key = bytes(buf[start:pos])
@@ -116,7 +116,7 @@ class Stat:
                         self.numChildren, self.pzxid))
 
     @staticmethod
-    def read(r: Reader) -> "Stat":
+    def read(r: Reader) -> Stat:
         r._need(68)
         v = STAT.unpack_from(r.buf, r.pos)
         r.pos += 68
@@ -146,7 +146,7 @@ class ConnectRequest:
             w.bool(self.readOnly)
 
     @staticmethod
-    def read(r: Reader) -> "ConnectRequest":
+    def read(r: Reader) -> ConnectRequest:
         r._need(24)
         pv, zx, to, sid = CONNECT_REQ.unpack_from(r.buf, r.pos)
         r.pos += 24
@@ -171,7 +171,7 @@ class ConnectResponse:
             w.bool(self.readOnly)
 
     @staticmethod
-    def read(r: Reader) -> "ConnectResponse":
+    def read(r: Reader) -> ConnectResponse:
         pv, to, sid = r.int(), r.int(), r.long()
         pw = r.buffer() or b""
         if r.remaining() >= 1:
@@ -197,11 +197,11 @@ class CreateRequest:
             w.long(self.ttl)
 
     @staticmethod
-    def read(r: Reader) -> "CreateRequest":
+    def read(r: Reader) -> CreateRequest:
         return CreateRequest(r.ustring() or "", r.buffer(), read_acls(r), r.int())
 
     @staticmethod
-    def read_ttl(r: Reader) -> "CreateRequest":
+    def read_ttl(r: Reader) -> CreateRequest:
         return CreateRequest(r.ustring() or "", r.buffer(), read_acls(r), r.int(), r.long())
 
 
@@ -214,7 +214,7 @@ class DeleteRequest:
         w.ustring(self.path).int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "DeleteRequest":
+    def read(r: Reader) -> DeleteRequest:
         return DeleteRequest(r.ustring() or "", r.int())
 
 
@@ -228,7 +228,7 @@ class PathWatchRequest:
         w.ustring(self.path).bool(self.watch)
 
     @staticmethod
-    def read(r: Reader) -> "PathWatchRequest":
+    def read(r: Reader) -> PathWatchRequest:
         return PathWatchRequest(r.ustring() or "", r.bool())
 
 
@@ -241,7 +241,7 @@ class PathRequest:
         w.ustring(self.path)
 
     @staticmethod
-    def read(r: Reader) -> "PathRequest":
+    def read(r: Reader) -> PathRequest:
         return PathRequest(r.ustring())
 
 
@@ -255,7 +255,7 @@ class SetDataRequest:
         w.ustring(self.path).buffer(self.data).int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "SetDataRequest":
+    def read(r: Reader) -> SetDataRequest:
         return SetDataRequest(r.ustring() or "", r.buffer(), r.int())
 
 
@@ -271,7 +271,7 @@ class SetACLRequest:
         w.int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "SetACLRequest":
+    def read(r: Reader) -> SetACLRequest:
         return SetACLRequest(r.ustring() or "", read_acls(r), r.int())
 
 
@@ -284,7 +284,7 @@ class CheckVersionRequest:
         w.ustring(self.path).int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "CheckVersionRequest":
+    def read(r: Reader) -> CheckVersionRequest:
         return CheckVersionRequest(r.ustring() or "", r.int())
 
 
@@ -298,7 +298,7 @@ class PathTypeRequest:
         w.ustring(self.path).int(self.type)
 
     @staticmethod
-    def read(r: Reader) -> "PathTypeRequest":
+    def read(r: Reader) -> PathTypeRequest:
         return PathTypeRequest(r.ustring() or "", r.int())
 
 
@@ -312,7 +312,7 @@ class AuthPacket:
         w.int(self.type).ustring(self.scheme).buffer(self.auth)
 
     @staticmethod
-    def read(r: Reader) -> "AuthPacket":
+    def read(r: Reader) -> AuthPacket:
         return AuthPacket(r.int(), r.ustring() or "", r.buffer() or b"")
 
 
@@ -334,7 +334,7 @@ class SetWatches:
             w.ustring_vector(self.persistentRecursiveWatches)
 
     @staticmethod
-    def read(r: Reader, v2: bool) -> "SetWatches":
+    def read(r: Reader, v2: bool) -> SetWatches:
         z = r.long()
         d = r.ustring_vector() or []
         e = r.ustring_vector() or []
@@ -354,7 +354,7 @@ class WatcherEvent:
         w.int(self.type).int(self.state).ustring(self.path)
 
     @staticmethod
-    def read(r: Reader) -> "WatcherEvent":
+    def read(r: Reader) -> WatcherEvent:
         return WatcherEvent(r.int(), r.int(), r.ustring())
 
 

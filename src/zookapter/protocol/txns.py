@@ -9,8 +9,9 @@ path with its sequence suffix, the expanded ACL, the parent's new cversion).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 from .consts import Op
 from .jute import Reader, Writer
@@ -27,7 +28,7 @@ class CreateSessionTxn:
         w.int(self.timeOut)
 
     @staticmethod
-    def read(r: Reader) -> "CreateSessionTxn":
+    def read(r: Reader) -> CreateSessionTxn:
         return CreateSessionTxn(r.int())
 
 
@@ -39,7 +40,7 @@ class CloseSessionTxn:
         w.ustring_vector(None if self.paths2Delete is None else list(self.paths2Delete))
 
     @staticmethod
-    def read(r: Reader) -> "CloseSessionTxn":
+    def read(r: Reader) -> CloseSessionTxn:
         if r.remaining() == 0:
             return CloseSessionTxn(None)
         v = r.ustring_vector()
@@ -71,7 +72,7 @@ class CreateTxn:
             w.bool(self.ephemeral).int(self.parentCVersion)
 
     @staticmethod
-    def read(r: Reader) -> "CreateTxn":
+    def read(r: Reader) -> CreateTxn:
         path, data, acl = r.ustring() or "", r.buffer(), read_acls(r) or ()
         eph = r.bool()
         # CreateTxnV0 (pre-3.3 logs) ends here: parentCVersion -1 means "current + 1".
@@ -79,12 +80,12 @@ class CreateTxn:
         return CreateTxn(path, data, acl, eph, pcv)
 
     @staticmethod
-    def read_container(r: Reader) -> "CreateTxn":
+    def read_container(r: Reader) -> CreateTxn:
         path, data, acl = r.ustring() or "", r.buffer(), read_acls(r) or ()
         return CreateTxn(path, data, acl, False, r.int(), -1, True)
 
     @staticmethod
-    def read_ttl(r: Reader) -> "CreateTxn":
+    def read_ttl(r: Reader) -> CreateTxn:
         path, data, acl = r.ustring() or "", r.buffer(), read_acls(r) or ()
         pcv = r.int()
         return CreateTxn(path, data, acl, False, pcv, r.long())
@@ -98,7 +99,7 @@ class DeleteTxn:
         w.ustring(self.path)
 
     @staticmethod
-    def read(r: Reader) -> "DeleteTxn":
+    def read(r: Reader) -> DeleteTxn:
         return DeleteTxn(r.ustring() or "")
 
 
@@ -112,7 +113,7 @@ class SetDataTxn:
         w.ustring(self.path).buffer(self.data).int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "SetDataTxn":
+    def read(r: Reader) -> SetDataTxn:
         return SetDataTxn(r.ustring() or "", r.buffer(), r.int())
 
 
@@ -128,7 +129,7 @@ class SetACLTxn:
         w.int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "SetACLTxn":
+    def read(r: Reader) -> SetACLTxn:
         return SetACLTxn(r.ustring() or "", read_acls(r) or (), r.int())
 
 
@@ -141,7 +142,7 @@ class CheckVersionTxn:
         w.ustring(self.path).int(self.version)
 
     @staticmethod
-    def read(r: Reader) -> "CheckVersionTxn":
+    def read(r: Reader) -> CheckVersionTxn:
         return CheckVersionTxn(r.ustring() or "", r.int())
 
 
@@ -153,7 +154,7 @@ class ErrorTxn:
         w.int(self.err)
 
     @staticmethod
-    def read(r: Reader) -> "ErrorTxn":
+    def read(r: Reader) -> ErrorTxn:
         return ErrorTxn(r.int())
 
 
@@ -175,7 +176,7 @@ class MultiTxn:
             w.int(typ).buffer(bytes(sub.buf))
 
     @staticmethod
-    def read(r: Reader) -> "MultiTxn":
+    def read(r: Reader) -> MultiTxn:
         n = r.int()
         out = []
         for _ in range(max(n, 0)):
@@ -230,7 +231,7 @@ class Txn:
             self.record.write(w)
 
     @staticmethod
-    def read(r: Reader) -> "Txn":
+    def read(r: Reader) -> Txn:
         r._need(TXN_HEADER.size)
         sid, cxid, zxid, t, typ = TXN_HEADER.unpack_from(r.buf, r.pos)
         r.pos += TXN_HEADER.size

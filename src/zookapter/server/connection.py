@@ -12,9 +12,10 @@ import asyncio
 import logging
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..protocol.consts import XID_AUTH, Op, Perm
+from ..protocol.consts import XID_AUTH, Perm
 from ..protocol.jute import JuteError, Reader, Writer
 from ..protocol.records import ConnectRequest, ConnectResponse, Id
 from . import replies
@@ -42,7 +43,7 @@ class FrameError(Exception):
 class FrameDecoder:
     """Splits a byte stream into length-prefixed frames; detects a 4lw as first bytes."""
 
-    __slots__ = ("buf", "max_len", "first")
+    __slots__ = ("buf", "first", "max_len")
 
     def __init__(self, max_len: int) -> None:
         self.buf = bytearray()
@@ -79,8 +80,8 @@ class FrameDecoder:
 class ClientConnection(asyncio.Protocol):
     """One client TCP (or TLS) connection bound to the server core."""
 
-    def __init__(self, core: "ServerCore", server: "object",
-                 fourlw: Callable[[str, "ClientConnection"], str], secure: bool = False) -> None:
+    def __init__(self, core: ServerCore, server: object,
+                 fourlw: Callable[[str, ClientConnection], str], secure: bool = False) -> None:
         self.core = core
         self.server = server
         self.fourlw = fourlw
@@ -256,4 +257,4 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
 
-__all__ = ["ClientConnection", "FrameDecoder", "FOUR_LETTER_WORDS", "XID_AUTH"]
+__all__ = ["FOUR_LETTER_WORDS", "XID_AUTH", "ClientConnection", "FrameDecoder"]

@@ -23,7 +23,7 @@ log = logging.getLogger("zookapter.containers")
 
 
 class ContainerReaper:
-    def __init__(self, core: "ServerCore", max_per_minute: int = 10000,
+    def __init__(self, core: ServerCore, max_per_minute: int = 10000,
                  max_never_used_ms: int = 0) -> None:
         self.core = core
         self.max_per_minute = max_per_minute

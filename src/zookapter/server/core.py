@@ -17,14 +17,24 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..protocol.consts import XID_SET_WATCHES, Err, Op, WatcherType
 from ..protocol.jute import JuteError, Reader
-from ..protocol.records import (CheckVersionRequest, ConnectRequest, ConnectResponse,
-                                CreateRequest, DeleteRequest, Id, SetACLRequest,
-                                SetDataRequest, UnknownMultiOp, read_multi)
+from ..protocol.records import (
+    CheckVersionRequest,
+    ConnectRequest,
+    ConnectResponse,
+    CreateRequest,
+    DeleteRequest,
+    Id,
+    SetACLRequest,
+    SetDataRequest,
+    UnknownMultiOp,
+    read_multi,
+)
 from ..protocol.txns import CreateSessionTxn, Txn
 from . import quotas, reads, replies
 from .datatree import ApplyResult, DataTree
@@ -98,8 +108,7 @@ class ServerStats:
     def record(self, ms: float) -> None:
         if self.count == 0 or ms < self.min_latency:
             self.min_latency = ms
-        if ms > self.max_latency:
-            self.max_latency = ms
+        self.max_latency = max(self.max_latency, ms)
         self.total_latency += ms
         self.count += 1
 
@@ -408,4 +417,4 @@ class ServerCore:
         return Err.OK if ok else Err.NO_WATCHER
 
 
-__all__ = ["ServerCore", "CoreConfig", "Pending", "MemoryPersister", "XID_SET_WATCHES"]
+__all__ = ["XID_SET_WATCHES", "CoreConfig", "MemoryPersister", "Pending", "ServerCore"]

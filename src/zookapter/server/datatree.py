@@ -16,12 +16,29 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..protocol.consts import (CONFIG_PATH, CONTAINER_EPHEMERAL_OWNER, QUOTA_PATH,
-                               ZOOKEEPER_PATH, Err, EventType, Op)
-from ..protocol.records import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, ACL, Stat
+from ..protocol.consts import (
+    CONFIG_PATH,
+    CONTAINER_EPHEMERAL_OWNER,
+    QUOTA_PATH,
+    ZOOKEEPER_PATH,
+    Err,
+    EventType,
+    Op,
+)
+from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, Stat
+from ..protocol.txns import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+)
 from .quotas import LIMIT_NODE, STAT_NODE, format_stats, parse_stats, quota_target
-from ..protocol.txns import (CheckVersionTxn, CloseSessionTxn, CreateSessionTxn, CreateTxn,
-                             DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn)
 
 STAT = struct.Struct(">qqqqiiiqiiq")
 NO_CHILDREN: frozenset[str] = frozenset()
@@ -35,8 +52,21 @@ def is_ttl_owner(owner: int) -> bool:
 class Node:
     """One znode. `stat_bytes` caches the 68-byte client Stat; any change clears it."""
 
-    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "ephemeral_owner", "pzxid", "children", "_stat_bytes")
+    __slots__ = (
+        "_stat_bytes",
+        "acl",
+        "aversion",
+        "children",
+        "ctime",
+        "cversion",
+        "czxid",
+        "data",
+        "ephemeral_owner",
+        "mtime",
+        "mzxid",
+        "pzxid",
+        "version",
+    )
 
     def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int,
                  ephemeral_owner: int) -> None:
@@ -98,7 +128,7 @@ class ApplyResult:
     err: int = 0
     path: str | None = None
     node: Node | None = None
-    multi: list["ApplyResult"] | None = None
+    multi: list[ApplyResult] | None = None
     op: int = 0
 
 
@@ -222,8 +252,7 @@ class DataTree:
     def apply(self, txn: Txn) -> ApplyResult:
         """Apply one committed txn. Called exactly once per zxid, in zxid order."""
         res = self._apply_record(txn.type, txn.record, txn)
-        if txn.zxid > self.last_processed_zxid:
-            self.last_processed_zxid = txn.zxid
+        self.last_processed_zxid = max(self.last_processed_zxid, txn.zxid)
         return res
 
     def _apply_record(self, typ: int, rec: object, txn: Txn) -> ApplyResult:
@@ -304,8 +333,7 @@ class DataTree:
         parent = self.nodes.get(parent_path)
         if parent is not None:
             parent.remove_child(name)
-            if zxid > parent.pzxid:
-                parent.pzxid = zxid
+            parent.pzxid = max(parent.pzxid, zxid)
             parent._stat_bytes = None
         owner = node.ephemeral_owner
         if owner == CONTAINER_EPHEMERAL_OWNER:

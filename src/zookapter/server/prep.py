@@ -12,16 +12,42 @@ ways is the one ZooKeeper returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
-from ..protocol.consts import (CONFIG_PATH, CONTAINER_EPHEMERAL_OWNER, MAX_TTL_MS, QUOTA_PATH,
-                               ZOOKEEPER_PATH, CreateMode, Err, Op, Perm, ttl_owner)
+from ..protocol.consts import (
+    CONFIG_PATH,
+    CONTAINER_EPHEMERAL_OWNER,
+    MAX_TTL_MS,
+    QUOTA_PATH,
+    ZOOKEEPER_PATH,
+    CreateMode,
+    Err,
+    Op,
+    Perm,
+    ttl_owner,
+)
 from ..protocol.paths import BadPath, validate_path
-from ..protocol.records import (ACL, CheckVersionRequest, CreateRequest, DeleteRequest, Id,
-                                SetACLRequest, SetDataRequest)
-from ..protocol.txns import (CheckVersionTxn, CloseSessionTxn, CreateTxn, DeleteTxn, ErrorTxn,
-                             MultiTxn, SetACLTxn, SetDataTxn, TxnRecord)
+from ..protocol.records import (
+    ACL,
+    CheckVersionRequest,
+    CreateRequest,
+    DeleteRequest,
+    Id,
+    SetACLRequest,
+    SetDataRequest,
+)
+from ..protocol.txns import (
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    TxnRecord,
+)
 from .acl import ACLError, check_acl, fixup_acl
 from .datatree import DataTree, is_ttl_owner, split_path
 

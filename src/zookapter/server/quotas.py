@@ -61,7 +61,7 @@ class QuotaExceeded(Exception):
     code = Err.QUOTA_EXCEEDED
 
 
-def check(tree: "object", path: str, old_len: int, new_len: int, op: int) -> None:
+def check(tree: object, path: str, old_len: int, new_len: int, op: int) -> None:
     """ZooKeeperServer.checkQuota against the committed tree; raise on a hard limit."""
     prefix = tree.max_quota_prefix(path)  # type: ignore[attr-defined]
     if prefix is None:

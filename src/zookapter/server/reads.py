@@ -8,13 +8,21 @@ frame for an applied write from its ApplyResult.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..protocol.consts import (XID_AUTH, XID_PING, XID_SET_WATCHES, AddWatchMode, Err, Op,
-                               Perm)
+from ..protocol.consts import XID_AUTH, XID_PING, XID_SET_WATCHES, AddWatchMode, Err, Op, Perm
 from ..protocol.jute import JuteError, Reader, Writer
-from ..protocol.records import (AuthPacket, Id, PathRequest, PathTypeRequest, PathWatchRequest,
-                                SetWatches, UnknownMultiOp, read_multi)
+from ..protocol.records import (
+    AuthPacket,
+    Id,
+    PathRequest,
+    PathTypeRequest,
+    PathWatchRequest,
+    SetWatches,
+    UnknownMultiOp,
+    read_multi,
+)
 from . import replies
 from .acl import check_acl, mask_digests
 from .datatree import ApplyResult
@@ -32,7 +40,7 @@ class ReadError(Exception):
         self.code = code
 
 
-def _node_for_read(core: "ServerCore", conn: "ConnectionLike", path: str, perm: int):
+def _node_for_read(core: ServerCore, conn: ConnectionLike, path: str, perm: int):
     # ZooKeeper's DataTree also stores the root under "" (its snapshot name), so reads of ""
     # find the root.
     node = core.tree.nodes.get(path or "/")
@@ -209,7 +217,7 @@ READS: dict[int, Callable] = {
 }
 
 
-def read_reply(core: "ServerCore", conn: "ConnectionLike", xid: int, op: int, r: Reader
+def read_reply(core: ServerCore, conn: ConnectionLike, xid: int, op: int, r: Reader
                ) -> bytes:
     handler = READS.get(op)
     if handler is None:
@@ -225,7 +233,7 @@ def read_reply(core: "ServerCore", conn: "ConnectionLike", xid: int, op: int, r:
         return replies.header_only(xid, core.tree.last_processed_zxid, Err.MARSHALLING_ERROR)
 
 
-def sasl(core: "ServerCore", conn: "ConnectionLike", xid: int, r: Reader) -> None:
+def sasl(core: ServerCore, conn: ConnectionLike, xid: int, r: Reader) -> None:
     """One SASL token exchange (opcode 102), answered at once as ZooKeeper does; on failure
     the reply is followed by closing the connection (the session stays)."""
     try:
@@ -262,7 +270,7 @@ def sasl(core: "ServerCore", conn: "ConnectionLike", xid: int, r: Reader) -> Non
     conn.send(sasl_reply_frame(xid, 0, out))
 
 
-def auth(core: "ServerCore", conn: "ConnectionLike", r: Reader, xid: int = XID_AUTH) -> None:
+def auth(core: ServerCore, conn: ConnectionLike, r: Reader, xid: int = XID_AUTH) -> None:
     """AuthPacket: add ids, or reply AuthFailed and close the connection."""
     try:
         pkt = AuthPacket.read(r)
@@ -324,4 +332,4 @@ def write_reply(xid: int, zxid: int, txn_type: int, op: int, res: ApplyResult) -
     return replies.header_only(xid, zxid, 0)
 
 
-__all__ = ["read_reply", "write_reply", "auth", "XID_AUTH"]
+__all__ = ["XID_AUTH", "auth", "read_reply", "write_reply"]

@@ -11,15 +11,15 @@ import asyncio
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..ops import fourletter
 from .acl import AuthProviders
-from .sasl import SaslServerFactory
 from .config import ServerConfig
 from .connection import ClientConnection
 from .containers import ContainerReaper
 from .core import CoreConfig, ServerCore
+from .sasl import SaslServerFactory
 
 log = logging.getLogger("zookapter.server")
 
@@ -99,7 +99,7 @@ class StandaloneServer:
         for srv in self.servers:
             try:
                 await asyncio.wait_for(srv.wait_closed(), 2)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
         self.stopped.set()
 

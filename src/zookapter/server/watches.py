@@ -14,7 +14,8 @@ Before delivery the watcher's READ permission on the node's ACL is checked (3.9.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from ..protocol.consts import EventType, WatcherType
 from ..protocol.records import ACL

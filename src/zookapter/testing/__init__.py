@@ -54,7 +54,7 @@ class ZookapterServer:
     def hosts(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> "ZookapterServer":
+    def start(self) -> ZookapterServer:
         ready = threading.Event()
         error: list[BaseException] = []
 
@@ -86,7 +86,7 @@ class ZookapterServer:
     def call(self, fn: Any, *args: Any) -> Any:
         """Run `fn(*args)` on the server's loop thread and return its result."""
         assert self.loop is not None
-        fut: "asyncio.Future[Any]" = asyncio.run_coroutine_threadsafe(_wrap(fn, *args),
+        fut: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_wrap(fn, *args),
                                                                      self.loop)
         return fut.result(10)
 
@@ -98,7 +98,7 @@ class ZookapterServer:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "ZookapterServer":
+    def __enter__(self) -> ZookapterServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ Enable in a conftest.py with `pytest_plugins = ["zookapter.testing.fixtures"]`.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
