@@ -171,6 +171,18 @@ class ServerConfig:
         return int(self.prop("znode.container.maxPerMinute", "10000") or 10000)
 
     @property
+    def snap_count(self) -> int:
+        return int(self.prop("zookeeper.snapCount", "100000") or 100000)
+
+    @property
+    def force_sync(self) -> bool:
+        return (self.prop("zookeeper.forceSync", "yes") or "yes").strip().lower() != "no"
+
+    @property
+    def prealloc_size_kb(self) -> int:
+        return int(self.prop("zookeeper.preAllocSize", "65536") or 65536)
+
+    @property
     def ssl_props(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for k, v in self.props.items():

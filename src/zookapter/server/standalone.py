@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 
 from ..ops import fourletter
+from ..protocol.txns import Txn
+from ..storage.database import Database
+from ..storage.persister import TxnLogPersister
 from .acl import AuthProviders
 from .config import ServerConfig
 from .connection import ClientConnection
@@ -40,6 +43,7 @@ class StandaloneServer:
         self.secure_port: int | None = None
         self._tasks: list[asyncio.Task] = []
         self.stopped = asyncio.Event()
+        self.database: Database | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -52,7 +56,18 @@ class StandaloneServer:
                               extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
                               enforce_quota=cfg.enforce_quota,
                               server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer)
-        self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon)
+        self.database = database = Database(
+            cfg.data_dir, cfg.data_log_dir, snap_count=cfg.snap_count,
+            force_sync=cfg.force_sync, prealloc_size_kb=cfg.prealloc_size_kb)
+        loaded = database.load()
+        persister = database.open_log(loop, self._fatal)
+        self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon,
+                                      tree=loaded.tree, persister=_SnapshottingPersister(
+                                          persister, database, self, loop))
+        now = self.clock()
+        for sid, timeout in loaded.sessions.items():
+            core.sessions.add(sid, timeout, now)
+        database.snapshot_sync(core.tree, self.session_timeouts())
         core.auth_providers = AuthProviders(
             cfg.super_digest, cfg.prop("zookeeper.DigestAuthenticationProvider.digestAlg",
                                        "SHA1") or "SHA1",
@@ -84,6 +99,14 @@ class StandaloneServer:
         self._tasks.append(loop.create_task(self._session_ticker()))
         self._tasks.append(loop.create_task(self._container_ticker()))
 
+    def session_timeouts(self) -> dict[int, int]:
+        assert self.core is not None
+        return {sid: s.timeout_ms for sid, s in self.core.sessions.sessions.items()}
+
+    def _fatal(self, exc: BaseException) -> None:
+        log.critical("stopping: the txn log cannot be written (%s)", exc)
+        self.stopped.set()
+
     def _protocol(self, secure: bool) -> ClientConnection:
         assert self.core is not None
         return ClientConnection(self.core, self, self._four_letter, secure)
@@ -101,6 +124,9 @@ class StandaloneServer:
                 await asyncio.wait_for(srv.wait_closed(), 2)
             except (TimeoutError, Exception):
                 pass
+        if self.database is not None:
+            self.database.close()
+            self.database = None
         self.stopped.set()
 
     # --- connection accounting ------------------------------------------------------------------
@@ -151,6 +177,26 @@ class StandaloneServer:
                 self.reaper.check()
             except Exception:
                 log.exception("container reaper failed")
+
+
+class _SnapshottingPersister:
+    """The txn log persister, plus a snapshot check once each batch is applied."""
+
+    def __init__(self, persister: TxnLogPersister, database: Database,
+                 server: StandaloneServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.persister = persister
+        self.database = database
+        self.server = server
+        self.loop = loop
+
+    def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
+        def applied() -> None:
+            done()
+            core = self.server.core
+            if core is not None and self.server.database is not None:
+                self.database.logged(len(txns), core.tree, self.server.session_timeouts,
+                                     self.loop)
+        self.persister.persist(txns, applied)
 
 
 async def serve(config: ServerConfig) -> None:

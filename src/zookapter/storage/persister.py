@@ -1,0 +1,112 @@
+"""Group commit of txns to the log: the I/O shell between the request pipeline and the disk.
+
+The pipeline hands over each batch of prepped txns with a `done` callback. Records are
+encoded on the event loop into the log writer's buffer; one worker thread at a time writes the
+buffered bytes and fsyncs them. Every batch that arrives while an fsync is running waits and
+goes into the next write, so one fsync covers many txns (ZooKeeper's SyncRequestProcessor
+does the same). `done` runs on the loop only after the fsync of its txns returned, so a
+reply is never sent for a write that is not on disk (forceSync=no skips the fsync, as
+ZooKeeper's `zookeeper.forceSync=no`).
+
+A failed write or fsync is fatal, as in ZooKeeper (which halts): nothing more is
+acknowledged, and `on_fatal` is called so the server can stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+from collections.abc import Callable
+from functools import partial
+
+from ..protocol.txns import Txn
+from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter
+
+log = logging.getLogger("zookapter.storage")
+
+
+class TxnLogPersister:
+    def __init__(self, log_dir: str, loop: asyncio.AbstractEventLoop, force_sync: bool = True,
+                 prealloc_size: int = DEFAULT_PREALLOC_SIZE,
+                 on_fatal: Callable[[BaseException], None] | None = None) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_dir = log_dir
+        self.loop = loop
+        self.force_sync = force_sync
+        self.prealloc_size = prealloc_size
+        self.on_fatal = on_fatal
+        self.writer: TxnLogWriter | None = None
+        self._waiting: list[Callable[[], None]] = []
+        self._busy = False
+        self._failed: BaseException | None = None
+        self._roll_requested = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "zookapter-txnlog")
+        self.txns_logged = 0
+        self.fsyncs = 0
+
+    def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
+        if self._failed is not None:
+            return  # never acknowledge after a failed write
+        if self.writer is None:
+            self.writer = TxnLogWriter(self.log_dir, txns[0].zxid,
+                                       prealloc_size=self.prealloc_size)
+        for t in txns:
+            self.writer.append(t)
+        self.txns_logged += len(txns)
+        self._waiting.append(done)
+        if not self._busy:
+            self._start_write()
+
+    def roll(self) -> None:
+        """Start a new log file with the next txn (after a snapshot, as ZooKeeper)."""
+        self._roll_requested = True
+        if not self._busy:
+            self._do_roll()
+
+    def _do_roll(self) -> None:
+        self._roll_requested = False
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _start_write(self) -> None:
+        assert self.writer is not None
+        batch = self.writer.take_batch()
+        callbacks, self._waiting = self._waiting, []
+        self._busy = True
+        fut = self.loop.run_in_executor(self._executor, self.writer.write_batch, batch,
+                                        self.force_sync)
+        fut.add_done_callback(partial(self._written, callbacks))
+
+    def _written(self, callbacks: list[Callable[[], None]], fut: asyncio.Future) -> None:
+        self._busy = False
+        exc = fut.exception()
+        if exc is not None:
+            self._failed = exc
+            log.critical("writing the txn log failed, no more writes are acknowledged: %s", exc)
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            return
+        self.fsyncs += 1
+        for cb in callbacks:
+            cb()
+        if self._roll_requested and not self._waiting:
+            self._do_roll()
+        if self._waiting:
+            self._start_write()
+
+    def idle(self) -> bool:
+        return not self._busy and not self._waiting
+
+    def close(self) -> None:
+        """Flush what is buffered (synchronously) and close the file."""
+        if self.writer is not None and self._failed is None:
+            try:
+                self.writer.write_batch(self.writer.take_batch(), self.force_sync)
+            except OSError as e:
+                log.error("final txn log flush failed: %s", e)
+            self.writer.close()
+            self.writer = None
+        self._executor.shutdown(wait=True)
