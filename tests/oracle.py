@@ -141,6 +141,7 @@ class ApacheZooKeeper:
         extra_config: dict[str, str] | None = None,
         extra_jvm_props: dict[str, str] | None = None,
         log_level: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port: int | None = None
@@ -148,6 +149,8 @@ class ApacheZooKeeper:
         self.extra_config = dict(extra_config or {})
         self.extra_jvm_props = dict(extra_jvm_props or {})
         self.log_level = log_level or os.environ.get("ZK_ORACLE_LOG_LEVEL", "warn")
+        # An existing dataDir to serve (kept on stop); None = a fresh one inside the temp dir.
+        self._given_data_dir = None if data_dir is None else Path(data_dir)
         self.tmpdir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file = None
@@ -161,10 +164,18 @@ class ApacheZooKeeper:
         return f"{self.host}:{self.port}"
 
     @property
+    def data_dir(self) -> Path | None:
+        """The server's dataDir (snapshots and logs live in its `version-2/`). A temp dir is
+        removed by stop() (unless ZK_ORACLE_KEEP_DIR is set); a dir given to __init__ is kept."""
+        if self._given_data_dir is not None:
+            return self._given_data_dir
+        return None if self.tmpdir is None else self.tmpdir / "data"
+
+    @property
     def log_path(self) -> Path | None:
         return None if self.tmpdir is None else self.tmpdir / "server.log"
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> "ApacheZooKeeper":
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> ApacheZooKeeper:
         if self.process is not None:
             raise RuntimeError("already started")
         java = _java_binary()
@@ -211,7 +222,7 @@ class ApacheZooKeeper:
             raise RuntimeError("server not started")
         return four_letter_word(self.host, self.port, word)
 
-    def __enter__(self) -> "ApacheZooKeeper":
+    def __enter__(self) -> ApacheZooKeeper:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -221,8 +232,9 @@ class ApacheZooKeeper:
 
     def _write_config(self) -> Path:
         assert self.tmpdir is not None
-        data_dir = self.tmpdir / "data"
-        data_dir.mkdir()
+        data_dir = self.data_dir
+        assert data_dir is not None
+        data_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "tickTime": str(self.tick_time_ms),
             "dataDir": str(data_dir),

@@ -326,9 +326,15 @@ class DataTree:
 
     def _delete(self, typ: int, path: str, zxid: int) -> ApplyResult:
         node = self.nodes.get(path)
-        if node is None:
-            return ApplyResult(Err.NO_NODE, op=typ)
         parent_path, name = split_path(path)
+        if node is None:
+            # ZooKeeper's deleteNode moves the parent's pzxid before it finds the node gone;
+            # replaying a fuzzy snapshot depends on it.
+            parent = self.nodes.get(parent_path)
+            if parent is not None and zxid > parent.pzxid:
+                parent.pzxid = zxid
+                parent._stat_bytes = None
+            return ApplyResult(Err.NO_NODE, op=typ)
         del self.nodes[path]
         parent = self.nodes.get(parent_path)
         if parent is not None:

@@ -21,7 +21,8 @@ from ..server.datatree import DataTree
 from .files import snapshot_name
 from .persister import TxnLogPersister
 from .recovery import LoadedDatabase, load_database
-from .snapshot import serialize_snapshot, write_snapshot_bytes
+from .digest import DIGEST_VERSION, tree_digest
+from .snapshot import ZxidDigest, serialize_snapshot, write_snapshot_bytes
 from .txnlog import truncate_torn_tail
 
 log = logging.getLogger("zookapter.storage")
@@ -82,7 +83,10 @@ class Database:
 
     def _serialize(self, tree: DataTree, sessions: dict[int, int]) -> bytes:
         acl_cache = self.loaded.acl_cache if self.loaded is not None else None
-        return serialize_snapshot(tree, sessions, None, acl_cache=acl_cache)
+        # The snapshot is exact (taken between applies), so its digest section can name its
+        # own zxid and Java servers loading it verify the tree.
+        digest = ZxidDigest(tree.last_processed_zxid, DIGEST_VERSION, tree_digest(tree))
+        return serialize_snapshot(tree, sessions, digest, acl_cache=acl_cache)
 
     def logged(self, n: int, tree: DataTree, sessions: Callable[[], dict[int, int]],
                loop: asyncio.AbstractEventLoop) -> None:

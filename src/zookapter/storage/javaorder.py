@@ -9,7 +9,8 @@ The capacity is a power of two that grows (never shrinks) once size exceeds 3/4 
 - A node's children set starts as `new HashSet<>(8)` and grows with insertions, so for a node
   without deletion history the capacity follows from the current size.
 - The session and ACL maps are copied into `new HashMap<>(map)` just before writing, whose
-  capacity is tableSizeFor(size / 0.75 + 1) (JDK 17 rule).
+  capacity is tableSizeFor(size / 0.75 + 1) (the rule up to JDK 18; Debian's ZooKeeper 3.8
+  runs on JDK 17).
 
 Inside a bucket we order by creation zxid for children (= insertion order on a live server)
 and by key for sessions and ACL indexes. Nodes whose children set once held more entries than
@@ -56,7 +57,7 @@ def grown_capacity(size: int, initial: int = 8) -> int:
 
 
 def copy_capacity(size: int) -> int:
-    """Capacity of `new HashMap<>(m)` for a map of `size` entries (JDK 8-18 rule)."""
+    """Capacity of `new HashMap<>(m)` for a map of `size` entries (JDK <= 18)."""
     t = int(size / 0.75 + 1.0)
     cap = 1
     while cap < t:

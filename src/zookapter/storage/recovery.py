@@ -5,7 +5,10 @@ What ZooKeeper's FileTxnSnapLog.restore does:
 - load the newest snapshot that parses (up to 100 tried); its zxid is the one in its name;
 - replay every logged txn with zxid > that, in order; createSession adds the session (with
   its timeout), closeSession removes it; failures (NoNode/NodeExists, possible because a
-  snapshot is fuzzy) are ignored, which `DataTree.apply` already does;
+  snapshot is fuzzy) are ignored, which `DataTree.apply` already does -- with one partial
+  effect kept (`replay_txn`): a delete whose node is already gone still raises the parent's
+  pzxid to the txn's zxid, as ZooKeeper's deleteNode does before it finds the node missing
+  (the snapshot may hold the parent as it was before the delete but not the deleted child);
 - digests: the snapshot's digest section names a zxid; once replay reaches it the tree digest
   must equal it (earlier, the tree is still "fuzzy" and nothing is compared); after that every
   txn's logged digest must equal the tree digest after applying it. Mismatches are reported,
@@ -23,11 +26,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..protocol.consts import Op
-from ..protocol.txns import CreateSessionTxn
-from ..server.datatree import DataTree
+from ..protocol.txns import CloseSessionTxn, CreateSessionTxn, DeleteTxn, MultiTxn, Txn
+from ..server.datatree import ApplyResult, DataTree
 from .digest import DIGEST_VERSION, TreeDigest
 from .snapshot import AclCache, load_newest_snapshot
 from .txnlog import iter_log
+
+
+def _deleted_paths(tree: DataTree, txn: Txn) -> list[str]:
+    typ, rec = txn.type, txn.record
+    if typ in (Op.DELETE, Op.DELETE_CONTAINER) and isinstance(rec, DeleteTxn):
+        return [rec.path]
+    if typ == Op.CLOSE_SESSION:
+        if isinstance(rec, CloseSessionTxn) and rec.paths2Delete is not None:
+            return list(rec.paths2Delete)
+        return []
+    if typ == Op.MULTI and isinstance(rec, MultiTxn):
+        if any(t == Op.ERROR for t, _ in rec.txns):
+            return []  # a failed multi changes nothing
+        return [sub.path for t, sub in rec.txns
+                if t in (Op.DELETE, Op.DELETE_CONTAINER) and isinstance(sub, DeleteTxn)]
+    return []
+
+
+def replay_txn(tree: DataTree, txn: Txn, digest: TreeDigest | None = None) -> ApplyResult:
+    """Apply a txn read back from the log, with ZooKeeper's replay semantics (see above),
+    keeping `digest` (if given) in step."""
+    for path in _deleted_paths(tree, txn):
+        if path in tree.nodes:
+            continue
+        i = path.rfind("/")
+        parent_path = "/" if i <= 0 else path[:i]
+        parent = tree.nodes.get(parent_path)
+        if parent is None or txn.zxid <= parent.pzxid:
+            continue
+        if digest is not None:
+            digest.remove(parent_path, parent)
+        parent.pzxid = txn.zxid
+        parent._stat_bytes = None
+        if digest is not None:
+            digest.add(parent_path, parent)
+    return digest.apply(tree, txn) if digest is not None else tree.apply(txn)
 
 
 @dataclass
@@ -79,7 +118,7 @@ def load_database(snap_dir: str | os.PathLike[str],
             sessions[txn.session_id] = txn.record.timeOut
         elif txn.type == Op.CLOSE_SESSION:
             sessions.pop(txn.session_id, None)
-        digest.apply(tree, txn)
+        replay_txn(tree, txn, digest)
         db.txns_replayed += 1
         db.last_zxid = max(db.last_zxid, txn.zxid)
         if pending is not None:

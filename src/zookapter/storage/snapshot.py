@@ -212,7 +212,7 @@ def serialize_snapshot(tree: DataTree, sessions: dict[int, int],
     for idx in long_keys_order(used):
         out += _LONG.pack(idx)
         write_acls(w, cache.lookup(idx))
-    for (path, node), idx in zip(order, indexes):
+    for (path, node), idx in zip(order, indexes, strict=True):
         w.ustring("" if path == "/" else path)
         w.buffer(node.data)
         out += _LONG.pack(idx)

@@ -19,7 +19,9 @@ Writing (`TxnLogWriter`) is split so that disk I/O can run off the event loop:
   (blocking; run it in an executor). Only one `write_batch` may run at a time; it touches
   only the file, never the buffer, so the loop may keep appending meanwhile.
 
-`flush()` / `fsync()` / `close()` are the synchronous conveniences built on these.
+`flush()` / `fsync()` / `close()` are the synchronous conveniences built on these (not to be
+called while a `write_batch` is running). Like ZooKeeper, name the file after the zxid of the
+first txn it will hold (`first_zxid`), and start a new writer to roll the log.
 
 Preallocation is ZooKeeper's: when the write position gets within 4096 bytes of the
 preallocated end, the file is grown by `prealloc_size` by writing one zero byte at the new
@@ -145,7 +147,7 @@ class TxnLogWriter:
         self._position = FILE_HEADER.size
         self._size = self._position
         self._preallocate()
-        fsync_dir(self.directory)
+        self._dir_synced = False  # the directory entry is made durable by the first fsync
 
     @property
     def position(self) -> int:
@@ -184,6 +186,9 @@ class TxnLogWriter:
         fd = self._require_open()
         fdatasync = getattr(os, "fdatasync", os.fsync)
         fdatasync(fd)
+        if not self._dir_synced:
+            fsync_dir(self.directory)
+            self._dir_synced = True
 
     def close(self) -> None:
         if self._fd is None:
