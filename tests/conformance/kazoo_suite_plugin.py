@@ -5,6 +5,9 @@ It only affects kazoo's own test modules:
 * tests from kazoo's eventlet / gevent modules are skipped up front when the
   optional library is not importable (kazoo mostly self-skips, this makes it
   certain and gives one clear reason);
+* tests listed in KAZOO_SUITE_DESELECT (a file, one id or id prefix per
+  line) are deselected: not run, not counted (the CI subset uses this for
+  tests that need a multi-server ensemble);
 * tests listed in KAZOO_SUITE_SKIP_FILE (one id per line, ``#`` comments) are
   skipped with the reason given after `` # `` on the line, which lets a run
   quarantine known-hanging tests without editing kazoo;
@@ -44,8 +47,12 @@ def dotted_id(item: pytest.Item) -> str:
     return "::".join([modname, *rest])
 
 
-def _load_skip_file() -> dict[str, str]:
-    path = os.environ.get("KAZOO_SUITE_SKIP_FILE")
+def _matches(ident: str, key: str) -> bool:
+    return ident == key or ident.startswith(key + "::")
+
+
+def _load_skip_file(var: str = "KAZOO_SUITE_SKIP_FILE") -> dict[str, str]:
+    path = os.environ.get(var)
     out: dict[str, str] = {}
     if not path or not os.path.exists(path):
         return out
@@ -61,6 +68,15 @@ def _load_skip_file() -> dict[str, str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = {mod: lib for mod, lib in OPTIONAL_LIBS.items() if _lib_missing(lib)}
     skips = _load_skip_file()
+    deselect = list(_load_skip_file("KAZOO_SUITE_DESELECT"))
+    if deselect:
+        keep, dropped = [], []
+        for item in items:
+            ident = dotted_id(item)
+            (dropped if any(_matches(ident, k) for k in deselect) else keep).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
     for item in items:
         ident = dotted_id(item)
         modname = ident.split("::", 1)[0].rsplit(".", 1)[-1]
@@ -70,7 +86,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
             continue
         for key, reason in skips.items():
-            if ident == key or ident.startswith(key + "::"):
+            if _matches(ident, key):
                 item.add_marker(pytest.mark.skip(reason=f"quarantined: {reason}"))
                 break
 
@@ -191,3 +207,36 @@ def _patch_cert_generation() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _patch_cert_generation()
+
+
+# --------------------------------------------------------------------------
+# server log tail in failure reports
+#
+# kazoo's conftest logs the cluster's zookeeper.log from
+# pytest_exception_interact, which runs after the report is built, so the
+# lines never reach the report. Attach the tail to the report instead.
+
+SERVER_LOG_LINES = int(os.environ.get("KAZOO_SUITE_SERVER_LOG_LINES", "60"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or SERVER_LOG_LINES <= 0:
+        return
+    try:
+        from kazoo.testing import harness
+
+        cluster = harness.CLUSTER  # no side effects, unlike get_global_cluster()
+        if cluster is None:
+            return
+        for server in cluster:
+            lines = server.get_logs(num_lines=SERVER_LOG_LINES)
+            if lines:
+                report.sections.append(
+                    (f"server {server.server_info.server_id} log tail ({report.when})",
+                     "".join(lines))
+                )
+    except Exception:  # never let diagnostics break a run
+        return
