@@ -38,7 +38,7 @@ from ..protocol.records import (
 from ..protocol.txns import CreateSessionTxn, Txn
 from . import quotas, reads, replies
 from .datatree import ApplyResult, DataTree
-from .prep import KeeperError, Prep
+from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
 from .sessions import Session, SessionTracker
 from .watches import WatchManager
 
@@ -344,12 +344,13 @@ class ServerCore:
                 ops = read_multi(r)
                 if any(t in (Op.GET_DATA, Op.GET_CHILDREN) for t, _ in ops):
                     raise JuteError("mixing read and write operations in a multi")
+                ops = normalize_multi_ops(ops)
                 typ, rec = self.prep.prep_multi(ops, sid, zxid, now, conn.auth_ids)
             else:
                 assert decoder is not None
                 req = decoder(r)
                 typ, rec = self.prep.prep(op, req, sid, zxid, now, conn.auth_ids)
-        except (JuteError, UnknownMultiOp) as e:
+        except (JuteError, UnknownMultiOp, MalformedMulti) as e:
             log.warning("malformed %s request from session 0x%x: %s", Op(op).name, sid, e)
             from ..protocol.txns import ErrorTxn
             typ, rec = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)

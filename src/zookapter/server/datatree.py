@@ -130,6 +130,7 @@ class ApplyResult:
     node: Node | None = None
     multi: list[ApplyResult] | None = None
     op: int = 0
+    stat: bytes | None = None  # captured right after a multi sub-op (later sub-ops move on)
 
 
 def parent_of(path: str) -> str:
@@ -407,7 +408,10 @@ class DataTree:
                     results.append(ApplyResult(0, op=Op.ERROR))
             return ApplyResult(0, multi=results, op=Op.MULTI)
         for t, sub in rec.txns:
-            results.append(self._apply_record(t, sub, txn))
+            res = self._apply_record(t, sub, txn)
+            if res.node is not None:
+                res.stat = res.node.stat_bytes()
+            results.append(res)
         return ApplyResult(0, multi=results, op=Op.MULTI)
 
     def _close_session(self, session_id: int, rec: object, zxid: int) -> ApplyResult:

@@ -85,6 +85,44 @@ def check_and_inc_version(current: int, expected: int) -> int:
     return nxt
 
 
+CREATE_OPS = (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL)
+
+
+class MalformedMulti(Exception):
+    pass
+
+
+def normalize_multi_ops(ops: list[tuple[int, object]]) -> list[tuple[int, object]]:
+    """The op types ZooKeeper really executes for the creates of a multi.
+
+    Java's MultiOperationRecord rebuilds each create with `Op.create(...)`, whose opcode comes
+    from the flags, not from the wire: a container flag makes it createContainer, TTL flags
+    createTTL (only with a ttl, i.e. sent as createTTL; otherwise the request cannot be
+    processed), anything else a plain create, and a ttl sent with non-TTL flags is dropped.
+    A create2 stays a create2 and gets its stat back, as in 3.9 (ZOOKEEPER-4026; 3.8 answered
+    it like a create)."""
+    out: list[tuple[int, object]] = []
+    for typ, req in ops:
+        if typ in CREATE_OPS:
+            assert isinstance(req, CreateRequest)
+            try:
+                mode = CreateMode(req.flags)
+            except ValueError:
+                mode = CreateMode.PERSISTENT
+            if mode.ttl:
+                if typ != Op.CREATE_TTL:
+                    raise MalformedMulti("TTL create without a ttl in a multi")
+                typ = Op.CREATE_TTL
+            elif mode.container:
+                typ = Op.CREATE_CONTAINER
+            else:
+                typ = Op.CREATE2 if typ == Op.CREATE2 else Op.CREATE
+                if req.ttl != -1:
+                    req = CreateRequest(req.path, req.data, req.acl, req.flags)
+        out.append((typ, req))
+    return out
+
+
 class Prep:
     """Outstanding changes plus the validation logic for each write opcode."""
 

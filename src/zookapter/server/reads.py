@@ -300,11 +300,11 @@ def _sub_result(res: ApplyResult) -> tuple[int, int, bytes]:
     if op == Op.CREATE:
         return (Op.CREATE, 0, replies.ustring_body(res.path or ""))
     if op in (Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
-        assert res.node is not None
-        return (Op.CREATE2, 0, replies.ustring_body(res.path or "") + res.node.stat_bytes())
+        assert res.stat is not None
+        return (Op.CREATE2, 0, replies.ustring_body(res.path or "") + res.stat)
     if op == Op.SET_DATA:
-        assert res.node is not None
-        return (Op.SET_DATA, 0, res.node.stat_bytes())
+        assert res.stat is not None
+        return (Op.SET_DATA, 0, res.stat)
     if op in (Op.DELETE, Op.DELETE_CONTAINER):
         return (Op.DELETE, 0, b"")
     if op == Op.CHECK:
