@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..protocol.consts import XID_AUTH, XID_PING, XID_SET_WATCHES, AddWatchMode, Err, Op, Perm
+from ..protocol.consts import XID_AUTH, XID_PING, AddWatchMode, Err, Op, Perm
 from ..protocol.jute import JuteError, Reader, Writer
 from ..protocol.records import (
     AuthPacket,
@@ -152,7 +152,8 @@ def _set_watches(v2: bool):
         sw = SetWatches.read(r, v2)
         core.set_watches(conn, sw.relativeZxid, sw.dataWatches, sw.existWatches,
                          sw.childWatches, sw.persistentWatches, sw.persistentRecursiveWatches)
-        return replies.header_only(XID_SET_WATCHES, core.tree.last_processed_zxid, 0)
+        # ZooKeeper echoes the request's xid (clients send -8)
+        return replies.header_only(xid, core.tree.last_processed_zxid, 0)
     return handler
 
 
