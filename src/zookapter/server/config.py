@@ -87,7 +87,7 @@ SUPPORTED_PROPS = {
     "znode.container.maxNeverUsedIntervalMs", "zookeeper.snapCount", "zookeeper.forceSync",
     "zookeeper.preAllocSize", "zookeeper.digest.enabled", "zookeeper.X509AuthenticationProvider.superUser",
     "zookeeper.maxCnxns", "zookeeper.globalOutstandingLimit",
-    "java.security.auth.login.config", "zookeeper.sasl.serverconfig", "zookeeper.superUser",
+    "zookapter.snapshot.chunkNodes", "java.security.auth.login.config", "zookeeper.sasl.serverconfig", "zookeeper.superUser",
     "zookeeper.SASLAuthenticationProvider.superPassword", "zookeeper.allowSaslFailedClients",
     "zookeeper.sessionRequireClientSASLAuth", "zookeeper.letAnySaslUserDoX",
     "zookeeper.kerberos.removeHostFromPrincipal", "zookeeper.kerberos.removeRealmFromPrincipal",

@@ -292,6 +292,13 @@ class DataTree:
         if parent is None:
             return ApplyResult(Err.NO_NODE, op=typ)
         if path in self.nodes:
+            # Only during replay: a fuzzy snapshot may hold the child but a parent serialized
+            # before it was created, so the parent's cversion/pzxid still move forward.
+            pcv = rec.parentCVersion if rec.parentCVersion != -1 else parent.cversion + 1
+            if pcv > parent.cversion:
+                parent.cversion = pcv
+                parent.pzxid = txn.zxid
+                parent._stat_bytes = None
             return ApplyResult(Err.NODE_EXISTS, op=typ)
         if rec.container:
             owner = CONTAINER_EPHEMERAL_OWNER

@@ -58,7 +58,9 @@ class StandaloneServer:
                               server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer)
         self.database = database = Database(
             cfg.data_dir, cfg.data_log_dir, snap_count=cfg.snap_count,
-            force_sync=cfg.force_sync, prealloc_size_kb=cfg.prealloc_size_kb)
+            force_sync=cfg.force_sync, prealloc_size_kb=cfg.prealloc_size_kb,
+            # nodes serialized per event-loop turn by a fuzzy snapshot (tests make it tiny)
+            snapshot_chunk=int(cfg.prop("zookapter.snapshot.chunkNodes", "5000") or 5000))
         loaded = database.load()
         persister = database.open_log(loop, self._fatal)
         self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon,

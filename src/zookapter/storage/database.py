@@ -4,8 +4,9 @@ Mirrors ZooKeeper's ZKDatabase + FileTxnSnapLog: at start the newest valid snaps
 and the logs after it replayed (a torn last record is cut off with a warning; corruption
 elsewhere stops the start naming file and offset), then a snapshot of the recovered state is
 taken, as ZooKeeper does. Afterwards every `snapCount/2 + random(snapCount/2)` logged txns the
-log is rolled and a new snapshot written. Snapshot bytes are produced on the event loop (the
-tree is not thread-safe) and written/fsynced in a worker thread.
+log is rolled and a fuzzy snapshot written: serialized on the event loop (the tree is not
+thread-safe) a few thousand nodes at a time while writes go on, then written and fsynced in a
+worker thread; replay from its zxid repairs what changed during serialization.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from .files import snapshot_name
 from .persister import TxnLogPersister
 from .recovery import LoadedDatabase, load_database
 from .digest import DIGEST_VERSION, tree_digest
-from .snapshot import ZxidDigest, serialize_snapshot, write_snapshot_bytes
+from .snapshot import (AclCache, ZxidDigest, serialize_fuzzy, serialize_snapshot,
+                       write_snapshot_bytes)
 from .txnlog import truncate_torn_tail
 
 log = logging.getLogger("zookapter.storage")
@@ -33,7 +35,7 @@ VERSION_DIR = "version-2"
 class Database:
     def __init__(self, data_dir: str, data_log_dir: str | None, snap_count: int = 100000,
                  force_sync: bool = True, prealloc_size_kb: int = 65536,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, snapshot_chunk: int = 5000) -> None:
         self.snap_dir = os.path.join(data_dir, VERSION_DIR)
         self.log_dir = os.path.join(data_log_dir or data_dir, VERSION_DIR)
         self.snap_count = max(snap_count, 2)
@@ -45,6 +47,7 @@ class Database:
         self._since_snapshot = 0
         self._next_snapshot_at = self._roll_point()
         self._snapshot_running = False
+        self.snapshot_chunk = snapshot_chunk
 
     def _roll_point(self) -> int:
         half = self.snap_count // 2
@@ -99,18 +102,29 @@ class Database:
         if self.persister is not None:
             self.persister.roll()
         zxid = tree.last_processed_zxid
-        data = self._serialize(tree, sessions())
         path = Path(self.snap_dir) / snapshot_name(zxid)
         self._snapshot_running = True
-        fut = loop.run_in_executor(None, write_snapshot_bytes, path, data, self.force_sync)
+        task = loop.create_task(self._fuzzy_snapshot(tree, sessions(), zxid, path, loop))
+        task.add_done_callback(self._snapshot_done)
 
-        def finished(f: asyncio.Future) -> None:
-            self._snapshot_running = False
-            if f.exception() is not None:
-                log.error("snapshot %s failed: %s", path, f.exception())
+    async def _fuzzy_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int,
+                              path: Path, loop: asyncio.AbstractEventLoop) -> None:
+        """Serialize in chunks between which the loop keeps applying txns (ZooKeeper's fuzzy
+        snapshot), then write and fsync the file in a worker thread."""
+        acl_cache = self.loaded.acl_cache if self.loaded is not None else AclCache()
+        data = b""
+        for item in serialize_fuzzy(tree, sessions, acl_cache, self.snapshot_chunk):
+            if item is None:
+                await asyncio.sleep(0)
             else:
-                log.info("Snapshotting: 0x%x to %s", zxid, path)
-        fut.add_done_callback(finished)
+                data = item
+        await loop.run_in_executor(None, write_snapshot_bytes, path, data, self.force_sync)
+        log.info("Snapshotting: 0x%x to %s", zxid, path)
+
+    def _snapshot_done(self, task: asyncio.Task) -> None:
+        self._snapshot_running = False
+        if not task.cancelled() and task.exception() is not None:
+            log.error("snapshot failed: %s", task.exception())
 
     def close(self) -> None:
         if self.persister is not None:

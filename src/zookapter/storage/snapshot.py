@@ -34,7 +34,7 @@ import gzip
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -471,3 +471,66 @@ def load_newest_snapshot(directory: str | os.PathLike[str]) -> tuple[Path, Snaps
             errors.append(str(e))
     raise SnapshotError("no valid snapshot in " + str(directory) + ": " + "; ".join(errors))
 
+
+
+# --- fuzzy snapshots while serving ---------------------------------------------------------
+
+def serialize_fuzzy(tree: DataTree, sessions: dict[int, int], acl_cache: AclCache,
+                    chunk: int = 5000) -> Iterator[bytes | None]:
+    """Serialize `tree` a chunk of nodes at a time, as ZooKeeper's fuzzy snapshot does.
+
+    A generator: it yields None after every `chunk` nodes so the caller can let the event loop
+    apply more txns, and finally yields the complete file bytes. Nodes are visited in
+    pre-order from the live tree; a node deleted meanwhile is skipped and one created
+    meanwhile may or may not appear, so the result is "fuzzy": replaying the log from the
+    zxid current when serialization started (the file's name) repairs it, which is why replay
+    tolerates NodeExists/NoNode. The ACL map is written before the nodes but can only be known
+    after them, so the nodes are encoded into their own buffer first; the Adler-32 checksum
+    runs over header and nodes in file order."""
+    nodes = tree.nodes
+    body = bytearray()
+    w = Writer()
+    w.buf = body
+    used: set[int] = set()
+    stack = ["/"]
+    done = 0
+    while stack:
+        path = stack.pop()
+        node = nodes.get(path)
+        if node is None:
+            continue
+        idx = _acl_index(path, node, acl_cache)
+        if idx != OPEN_UNSAFE_INDEX:
+            used.add(idx)
+        w.ustring("" if path == "/" else path)
+        w.buffer(node.data)
+        body += _LONG.pack(idx)
+        body += STAT_PERSISTED.pack(node.czxid, node.mzxid, node.ctime, node.mtime,
+                                    node.version, node.cversion, node.aversion,
+                                    node.ephemeral_owner, node.pzxid)
+        if node.children:
+            prefix = "/" if path == "/" else path + "/"
+            stack.extend(prefix + name for name in list(node.children))
+        done += 1
+        if done % chunk == 0:
+            yield None
+    w.ustring("/")
+    head = bytearray(FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, SNAP_DBID))
+    head += _INT.pack(len(sessions))
+    for sid, timeout in sessions.items():
+        head += _SESSION.pack(sid, timeout)
+    acl_cache.retain(used)
+    head += _INT.pack(len(used))
+    hw = Writer()
+    hw.buf = head
+    for idx in sorted(used):
+        head += _LONG.pack(idx)
+        write_acls(hw, acl_cache.lookup(idx))
+    checksum = zlib.adler32(body, zlib.adler32(head))
+    out = head + body
+    out += _LONG.pack(checksum)
+    out += SEAL_TAIL
+    # digest section with zxid 0: "no digest known" — a fuzzy tree has no single digest
+    out += ZXID_DIGEST.pack(0, DIGEST_VERSION, 0)
+    _seal(out)
+    yield bytes(out)
