@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("zookapter.config")
 
+MIN_SNAP_RETAIN_COUNT = 3  # = storage.purge.MIN_SNAP_RETAIN_COUNT
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".zookapter", "data")
 
 
@@ -91,6 +92,8 @@ SUPPORTED_PROPS = {
     "zookeeper.SASLAuthenticationProvider.superPassword", "zookeeper.allowSaslFailedClients",
     "zookeeper.sessionRequireClientSASLAuth", "zookeeper.letAnySaslUserDoX",
     "zookeeper.kerberos.removeHostFromPrincipal", "zookeeper.kerberos.removeRealmFromPrincipal",
+    # test-only: autopurge every N milliseconds instead of autopurge.purgeInterval hours
+    "zookapter.autopurge.intervalMs",
 }
 SSL_PREFIXES = ("zookeeper.ssl.", "ssl.")
 
@@ -183,6 +186,28 @@ class ServerConfig:
         return int(self.prop("zookeeper.preAllocSize", "65536") or 65536)
 
     @property
+    def snap_retain_count(self) -> int:
+        """autopurge.snapRetainCount (default 3; smaller values mean 3, as in ZooKeeper)."""
+        return max(_int(self.raw, "autopurge.snapRetainCount", MIN_SNAP_RETAIN_COUNT),
+                   MIN_SNAP_RETAIN_COUNT)
+
+    @property
+    def purge_interval(self) -> int:
+        """autopurge.purgeInterval in hours (0, the default, or less: no autopurge)."""
+        return _int(self.raw, "autopurge.purgeInterval", 0)
+
+    @property
+    def autopurge_interval_ms(self) -> int:
+        """The autopurge period in ms, 0 when disabled. The system property
+        `zookapter.autopurge.intervalMs` overrides purgeInterval; it exists for tests only
+        (ZooKeeper has no sub-hour interval)."""
+        override = self.prop("zookapter.autopurge.intervalMs")
+        if override:
+            return max(int(override), 0)
+        hours = self.purge_interval
+        return hours * 3_600_000 if hours > 0 else 0
+
+    @property
     def ssl_props(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for k, v in self.props.items():
@@ -246,6 +271,11 @@ def _apply_cfg(cfg: ServerConfig, raw: dict[str, str]) -> None:
     cfg.min_session_timeout = _int(raw, "minSessionTimeout", -1)
     cfg.max_session_timeout = _int(raw, "maxSessionTimeout", -1)
     cfg.listen_backlog = _int(raw, "clientPortListenBacklog", -1)
+    retain = _int(raw, "autopurge.snapRetainCount", MIN_SNAP_RETAIN_COUNT)
+    if retain < MIN_SNAP_RETAIN_COUNT:
+        log.warning("Invalid autopurge.snapRetainCount: %d. Defaulting to %d", retain,
+                    MIN_SNAP_RETAIN_COUNT)
+    _int(raw, "autopurge.purgeInterval", 0)  # fail early on a non-number
     for key, value in raw.items():
         if key in KNOWN_KEYS:
             continue

@@ -17,6 +17,7 @@ from ..ops import fourletter
 from ..protocol.txns import Txn
 from ..storage.database import Database
 from ..storage.persister import TxnLogPersister
+from ..storage.purge import purge
 from .acl import AuthProviders
 from .config import ServerConfig
 from .connection import ClientConnection
@@ -100,6 +101,13 @@ class StandaloneServer:
         self.reaper = ContainerReaper(core, cfg.container_max_per_minute)
         self._tasks.append(loop.create_task(self._session_ticker()))
         self._tasks.append(loop.create_task(self._container_ticker()))
+        log.info("autopurge.snapRetainCount set to %d", cfg.snap_retain_count)
+        log.info("autopurge.purgeInterval set to %d", cfg.purge_interval)
+        if cfg.autopurge_interval_ms > 0:
+            self._tasks.append(loop.create_task(
+                self._purge_ticker(cfg.autopurge_interval_ms / 1000.0)))
+        else:
+            log.info("Purge task is not scheduled.")
 
     def session_timeouts(self) -> dict[int, int]:
         assert self.core is not None
@@ -179,6 +187,25 @@ class StandaloneServer:
                 self.reaper.check()
             except Exception:
                 log.exception("container reaper failed")
+
+    async def _purge_ticker(self, interval: float) -> None:
+        """autopurge, as ZooKeeper's DatadirCleanupManager: a purge at start, then one every
+        interval (fixed rate), in a worker thread."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            try:
+                result = await loop.run_in_executor(None, purge, cfg.data_dir,
+                                                     cfg.data_log_dir, cfg.snap_retain_count)
+                for p in result.deleted:
+                    log.info("Purge task: removed %s", p)
+                log.info("Purge task completed: removed %d snapshots and %d txn logs",
+                         len(result.deleted_snapshots), len(result.deleted_logs))
+            except Exception:
+                log.exception("purge task failed")
+            due += interval
+            await asyncio.sleep(max(0.0, due - loop.time()))
 
 
 class _SnapshottingPersister:

@@ -69,6 +69,15 @@ def sorted_files(directory: str | os.PathLike[str], prefix: str,
     return out
 
 
+def version_dir(directory: str | os.PathLike[str]) -> Path:
+    """The `version-2` directory of a dataDir/dataLogDir. A path that already is one (named
+    `version-2`, without a `version-2` inside) is taken as is, for command-line tools."""
+    d = Path(directory)
+    if d.name == VERSION_DIR and not (d / VERSION_DIR).is_dir():
+        return d
+    return d / VERSION_DIR
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """fsync a directory so a newly created file's entry is durable (best effort)."""
     try:

@@ -38,6 +38,7 @@ class TxnLogPersister:
         self.prealloc_size = prealloc_size
         self.on_fatal = on_fatal
         self.writer: TxnLogWriter | None = None
+        self._pending: list[Txn] = []
         self._waiting: list[Callable[[], None]] = []
         self._busy = False
         self._failed: BaseException | None = None
@@ -49,32 +50,31 @@ class TxnLogPersister:
     def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
         if self._failed is not None:
             return  # never acknowledge after a failed write
+        self._pending.extend(txns)
+        self._waiting.append(done)
+        self.txns_logged += len(txns)
+        if not self._busy:
+            self._start_write()
+
+    def roll(self) -> None:
+        """Start a new log file with the next write (after a snapshot, as ZooKeeper)."""
+        self._roll_requested = True
+
+    def _start_write(self) -> None:
+        """Encode everything pending into the log writer and write+fsync it in the worker.
+        Runs only when no write is in flight, so rolling to a new file is safe here."""
+        txns, self._pending = self._pending, []
+        callbacks, self._waiting = self._waiting, []
+        if self._roll_requested and self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self._roll_requested = False
         if self.writer is None:
             self.writer = TxnLogWriter(self.log_dir, txns[0].zxid,
                                        prealloc_size=self.prealloc_size)
         for t in txns:
             self.writer.append(t)
-        self.txns_logged += len(txns)
-        self._waiting.append(done)
-        if not self._busy:
-            self._start_write()
-
-    def roll(self) -> None:
-        """Start a new log file with the next txn (after a snapshot, as ZooKeeper)."""
-        self._roll_requested = True
-        if not self._busy:
-            self._do_roll()
-
-    def _do_roll(self) -> None:
-        self._roll_requested = False
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def _start_write(self) -> None:
-        assert self.writer is not None
         batch = self.writer.take_batch()
-        callbacks, self._waiting = self._waiting, []
         self._busy = True
         fut = self.loop.run_in_executor(self._executor, self.writer.write_batch, batch,
                                         self.force_sync)
@@ -90,23 +90,31 @@ class TxnLogPersister:
                 self.on_fatal(exc)
             return
         self.fsyncs += 1
+        # Start the next write before applying and replying to this batch, so the disk
+        # syncs the next group while the loop does the CPU work of this one.
+        if self._pending:
+            self._start_write()
         for cb in callbacks:
             cb()
-        if self._roll_requested and not self._waiting:
-            self._do_roll()
-        if self._waiting:
-            self._start_write()
 
     def idle(self) -> bool:
-        return not self._busy and not self._waiting
+        return not self._busy and not self._pending
 
     def close(self) -> None:
-        """Flush what is buffered (synchronously) and close the file."""
-        if self.writer is not None and self._failed is None:
+        """Wait for the write in flight, then write what is still pending (synchronously;
+        its requests are not answered any more) and close the file."""
+        self._executor.shutdown(wait=True)
+        if self._failed is None and self._pending:
             try:
+                if self.writer is None:
+                    self.writer = TxnLogWriter(self.log_dir, self._pending[0].zxid,
+                                               prealloc_size=self.prealloc_size)
+                for t in self._pending:
+                    self.writer.append(t)
+                self._pending = []
                 self.writer.write_batch(self.writer.take_batch(), self.force_sync)
             except OSError as e:
-                log.error("final txn log flush failed: %s", e)
+                log.error("final txn log write failed: %s", e)
+        if self.writer is not None:
             self.writer.close()
             self.writer = None
-        self._executor.shutdown(wait=True)
