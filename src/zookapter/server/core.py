@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..protocol.consts import XID_SET_WATCHES, Err, Op, WatcherType
+from ..protocol.consts import XID_SET_WATCHES, Err, EventType, Op, WatcherType
 from ..protocol.jute import JuteError, Reader
 from ..protocol.records import (
     CheckVersionRequest,
@@ -35,7 +35,7 @@ from ..protocol.records import (
     UnknownMultiOp,
     read_multi,
 )
-from ..protocol.txns import CreateSessionTxn, Txn
+from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
 from . import quotas, reads, replies
 from .datatree import ApplyResult, DataTree
 from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
@@ -198,7 +198,6 @@ class ServerCore:
 
     def committed(self, batch: list[tuple[Txn, ConnectionLike | None, Pending | None]]) -> None:
         """Apply a durable batch in zxid order, fire watches, and release replies."""
-        touched: list[ConnectionLike] = []
         last = 0
         for txn, conn, pending in batch:
             if txn.zxid <= self.tree.last_processed_zxid:
@@ -210,7 +209,6 @@ class ServerCore:
                 self.drain(conn)
         self._in_flight -= len(batch)
         self.prep.applied(last)
-        del touched
 
     def _after_apply(self, txn: Txn, result: ApplyResult, conn: ConnectionLike | None,
                      pending: Pending | None) -> None:
@@ -333,9 +331,7 @@ class ServerCore:
         conn.pending.append(pending)
         sid = conn.session_id
         if session is None or session.closing:
-            txn = self._new_txn(sid, xid, Op.ERROR, None)
-            from ..protocol.txns import ErrorTxn
-            txn.record = ErrorTxn(Err.SESSION_EXPIRED)
+            txn = self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
             self._enqueue(txn, conn, pending)
             return
         zxid, now = self.next_zxid, self.clock()
@@ -352,7 +348,6 @@ class ServerCore:
                 typ, rec = self.prep.prep(op, req, sid, zxid, now, conn.auth_ids)
         except (JuteError, UnknownMultiOp, MalformedMulti) as e:
             log.warning("malformed %s request from session 0x%x: %s", Op(op).name, sid, e)
-            from ..protocol.txns import ErrorTxn
             typ, rec = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
         txn = self._new_txn(sid, xid, typ, rec)
         assert txn.zxid == zxid
@@ -380,7 +375,6 @@ class ServerCore:
                     exist: list[str], child: list[str], persistent: list[str],
                     recursive: list[str]) -> None:
         """SetWatches(2): re-register, firing what changed since `rel_zxid` (zxid -1)."""
-        from ..protocol.consts import EventType
         tree, w = self.tree, self.watches
         for p in data:
             n = tree.get(p)

@@ -8,7 +8,9 @@
 - digest: the tree digest (node_digest, tree_digest, incremental `TreeDigest`);
 - recovery: `load_database` (newest snapshot + log replay with ZooKeeper's semantics) and
   `replay_txn`;
-- javaorder: Java HashMap/HashSet iteration order, for byte-identical snapshots.
+- javaorder: Java HashMap/HashSet iteration order, for byte-identical snapshots;
+- purge: ZooKeeper's PurgeTxnLog (`zookapter purge`, autopurge in the server);
+- dump: txn and snapshot views for `zookapter txnlog` / `zookapter snapshot`.
 
 All of it is synchronous; the server runs the blocking parts in an executor.
 """

@@ -38,13 +38,13 @@ Snapshot, JSON: one document::
      "sessions": [{"id": "0x..", "timeout": 30000, "ephemeralCount": 1}, ...],
      "acls": [{"index": 1, "acl": [{"perms": 31, ...}]}, ...],
      "digest": {"zxid": "0x..", "version": 2, "value": "0x..", "computed": "0x..",
-                "verified": true} | null,
+                "verified": true, "empty": false} | null,
      "lastProcessedZxid": "0x.." | null}
 
 `ctime`/`mtime` are epoch milliseconds; `data` is only present with `--data`. `verified` is
-true/false when the digest's zxid is the snapshot's own (exact snapshot), null otherwise (zxid
-0 is ZooKeeper's empty digest; a fuzzy snapshot's digest is for a later zxid and can only be
-checked while replaying the log).
+true/false when the digest's zxid is the snapshot's own (exact snapshot), null otherwise: for
+the empty digest (zxid 0, digest 0: none recorded; `empty` is true) and for a fuzzy snapshot,
+whose digest is for a later zxid and can only be checked while replaying the log.
 """
 
 from __future__ import annotations
@@ -366,9 +366,11 @@ def _digest_info(view: SnapshotView) -> dict[str, Any] | None:
     if d is None:
         return None
     computed = tree_digest(view.snapshot.tree)
-    exact = d.zxid != 0 and d.zxid == view.snapshot.info.zxid and d.version == DIGEST_VERSION
+    empty = d.zxid == 0 and d.digest == 0  # ZooKeeper's "no digest recorded"
+    exact = not empty and d.zxid == view.snapshot.info.zxid and d.version == DIGEST_VERSION
     return {"zxid": hex64(d.zxid), "version": d.version, "value": hex64(d.digest),
-            "computed": hex64(computed), "verified": (computed == d.digest) if exact else None}
+            "computed": hex64(computed), "verified": (computed == d.digest) if exact else None,
+            "empty": empty}
 
 
 def _magic_text(magic: int) -> str:
@@ -449,7 +451,7 @@ def snapshot_text(view: SnapshotView, with_data: bool = False) -> Iterator[str]:
     if d is None:
         yield "Digest: none (no digest section)"
     else:
-        if d["zxid"] == "0x0":
+        if d["empty"]:
             check = "the empty digest (none recorded)"
         else:
             check = {True: "verified", False: "MISMATCH",
