@@ -36,7 +36,8 @@ def _latency(server: StandaloneServer) -> tuple[str, str, str]:
 
 
 def _connections(server: StandaloneServer) -> list[ClientConnection]:
-    return [c for c in server.core.connections]  # type: ignore[union-attr]
+    assert server.core is not None
+    return list(server.core.connections)  # type: ignore[arg-type]
 
 
 def _cons_line(c: ClientConnection, brief: bool) -> str:
@@ -195,14 +196,14 @@ def envi(server: StandaloneServer, conn: ClientConnection) -> str:
 
 def wchs(server: StandaloneServer, conn: ClientConnection) -> str:
     w = server.core.watches  # type: ignore[union-attr]
-    return (f"{len(w.by_watcher)} connections watching {len(w.watched_paths())} paths\n"
+    return (f"{len(w.by_watcher)} connections watching {len(set(w.watched_paths()))} paths\n"
             f"Total watches:{w.watch_count()}\n")
 
 
 def wchc(server: StandaloneServer, conn: ClientConnection) -> str:
     out = []
     for c, paths in server.core.watches.paths_by_watcher().items():  # type: ignore[union-attr]
-        out.append(f"0x{c.session_id & 0xFFFFFFFFFFFFFFFF:x}\n")
+        out.append(f"0x{getattr(c, 'session_id', 0) & 0xFFFFFFFFFFFFFFFF:x}\n")
         out.extend(f"\t{p}\n" for p in sorted(paths))
     return "".join(out)
 

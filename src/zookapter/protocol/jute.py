@@ -9,6 +9,7 @@ BinaryInputArchive does) so a hostile length can never make us allocate gigabyte
 
 from __future__ import annotations
 
+import builtins
 import struct
 from collections.abc import Callable
 from typing import TypeVar
@@ -33,44 +34,44 @@ class Reader:
 
     __slots__ = ("buf", "max_len", "pos")
 
-    def __init__(self, buf: bytes | memoryview, pos: int = 0,
-                 max_len: int = 2 * JUTE_MAXBUFFER_DEFAULT) -> None:
+    def __init__(self, buf: bytes | memoryview, pos: builtins.int = 0,
+                 max_len: builtins.int = 2 * JUTE_MAXBUFFER_DEFAULT) -> None:
         self.buf = buf
         self.pos = pos
         self.max_len = max_len
 
-    def remaining(self) -> int:
+    def remaining(self) -> builtins.int:
         return len(self.buf) - self.pos
 
-    def _need(self, n: int) -> None:
+    def _need(self, n: builtins.int) -> None:
         if self.pos + n > len(self.buf):
             raise JuteError(f"truncated record: need {n} bytes at offset {self.pos}")
 
-    def int(self) -> int:
+    def int(self) -> builtins.int:
         self._need(4)
         (v,) = INT.unpack_from(self.buf, self.pos)
         self.pos += 4
         return v
 
-    def long(self) -> int:
+    def long(self) -> builtins.int:
         self._need(8)
         (v,) = LONG.unpack_from(self.buf, self.pos)
         self.pos += 8
         return v
 
-    def bool(self) -> bool:
+    def bool(self) -> builtins.bool:
         self._need(1)
         v = self.buf[self.pos] != 0
         self.pos += 1
         return v
 
-    def byte(self) -> int:
+    def byte(self) -> builtins.int:
         self._need(1)
         v = self.buf[self.pos]
         self.pos += 1
         return v - 256 if v > 127 else v
 
-    def _length(self) -> int:
+    def _length(self) -> builtins.int:
         n = self.int()
         if n < -1 or n > self.max_len:
             raise JuteError(f"unreasonable length {n}")
@@ -127,15 +128,15 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> Writer:
+    def int(self, v: builtins.int) -> Writer:
         self.buf += INT.pack(v)
         return self
 
-    def long(self, v: int) -> Writer:
+    def long(self, v: builtins.int) -> Writer:
         self.buf += LONG.pack(v)
         return self
 
-    def bool(self, v: bool) -> Writer:
+    def bool(self, v: builtins.bool) -> Writer:
         self.buf.append(1 if v else 0)
         return self
 

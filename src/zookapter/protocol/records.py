@@ -391,7 +391,7 @@ def read_multi(r: Reader) -> list[MultiOp]:
         r.pos += 9
         if done:
             return ops
-        reader = _MULTI_READERS.get(typ)  # type: ignore[call-overload]
+        reader = _MULTI_READERS.get(typ)
         if reader is None:
             raise UnknownMultiOp(f"invalid type {typ} in multi")
         ops.append((typ, reader(r)))

@@ -37,7 +37,9 @@ from ..protocol.records import (
 )
 from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
 from . import quotas, reads, replies
+from .acl import AuthProviders
 from .datatree import ApplyResult, DataTree
+from .sasl import SaslServerFactory
 from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
 from .sessions import Session, SessionTracker
 from .watches import WatchManager
@@ -60,6 +62,8 @@ class ConnectionLike(Protocol):
     session_id: int
     auth_ids: list[Id]
     pending: deque
+
+    sasl_server: object | None
 
     def send(self, data: bytes) -> None: ...
 
@@ -141,8 +145,8 @@ class ServerCore:
     """Standalone ZooKeeper server logic. `clock()` returns wall-clock ms (injected)."""
 
     def __init__(self, config: CoreConfig, clock: Callable[[], int],
-                 persister: Persister | None = None, schedule: Callable[[Callable[[], None]],
-                                                                          None] | None = None,
+                 persister: Persister | None = None,
+                 schedule: Callable[[Callable[[], None]], object] | None = None,
                  tree: DataTree | None = None) -> None:
         self.config = config
         self.clock = clock
@@ -160,8 +164,10 @@ class ServerCore:
         self._unpersisted: list[tuple[Txn, ConnectionLike | None, Pending | None]] = []
         self._flush_scheduled = False
         self._in_flight = 0
-        self.auth_providers = None  # set by the shell (acl.AuthProviders)
-        self.sasl = None  # set by the shell (sasl.SaslServerFactory)
+        # set by the shell: digest provider, SASL factory, x509 super user DN
+        self.auth_providers: AuthProviders | None = None
+        self.sasl: SaslServerFactory | None = None
+        self.config_super_x509: str | None = None
 
     def _check_quota(self, path: str, old_len: int, new_len: int, op: int) -> None:
         try:
@@ -242,11 +248,12 @@ class ServerCore:
             txn = self._new_txn(sid, 0, Op.CREATE_SESSION, CreateSessionTxn(timeout))
             self._enqueue(txn, conn, None)
             return True
-        session = self.sessions.get(req.sessionId)
-        if session is None or session.closing or session.password != req.passwd[:16] \
+        found = self.sessions.get(req.sessionId)
+        if found is None or found.closing or found.password != req.passwd[:16] \
                 or len(req.passwd) != 16:
             conn.connect_done(ConnectResponse(0, 0, 0, b"\x00" * 16, False, req.has_read_only))
             return True
+        session = found
         old = session.owner
         if old is not None and old is not conn:
             old.session_id = 0  # detach so its close does not touch the session

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..protocol.consts import (
     CONFIG_PATH,
@@ -143,12 +144,11 @@ def split_path(path: str) -> tuple[str, str]:
     return ("/" if i == 0 else path[:i]), path[i + 1:]
 
 
-class Watches:
+class Watches(Protocol):
     """What the tree needs from the watch manager (see watches.WatchManager)."""
 
     def trigger(self, path: str, event: int, zxid: int,
-                acl: tuple[ACL, ...] | None = None) -> None:  # pragma: no cover
-        raise NotImplementedError
+                acl: tuple[ACL, ...] | None = None) -> None: ...
 
 
 class DataTree:

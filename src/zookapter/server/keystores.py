@@ -156,7 +156,7 @@ def _binary_format(data: bytes, store: StoreConfig) -> StoreType:
 
 def _jks(store: StoreConfig) -> Any:
     try:
-        import jks  # type: ignore[import-untyped]  # pyjks
+        import jks  # pyjks
     except ImportError as e:  # pragma: no cover - pyjks is a dependency
         raise TLSConfigError(store.type_key, "JKS stores need the 'pyjks' package") from e
     return jks

@@ -12,6 +12,7 @@ Java one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 _MULT = 0x5DEECE66D
 _MASK48 = (1 << 48) - 1
@@ -57,7 +58,7 @@ class Session:
     password: bytes
     expires_at: int = 0
     closing: bool = False
-    owner: object | None = None  # the connection currently bound to the session
+    owner: Any = None  # the connection currently bound to the session (server-defined type)
 
 
 class SessionTracker:

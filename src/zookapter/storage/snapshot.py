@@ -158,8 +158,9 @@ def _dfs(tree: DataTree, child_order: str) -> list[tuple[str, Node]]:
             continue
         prefix = "/" if path == "/" else path + "/"
         if child_order == "java":
-            names = children_order(
-                node.children, lambda n, p=prefix: _czxid(nodes.get(p + n)))
+            def czxid_of(name: str, p: str = prefix) -> int:
+                return _czxid(nodes.get(p + name))
+            names = children_order(node.children, czxid_of)
         elif child_order == "sorted":
             names = sorted(node.children)
         else:

@@ -86,8 +86,7 @@ class ZookapterServer:
     def call(self, fn: Any, *args: Any) -> Any:
         """Run `fn(*args)` on the server's loop thread and return its result."""
         assert self.loop is not None
-        fut: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_wrap(fn, *args),
-                                                                     self.loop)
+        fut = asyncio.run_coroutine_threadsafe(_wrap(fn, *args), self.loop)
         return fut.result(10)
 
     def stop(self) -> None:
