@@ -39,8 +39,8 @@ from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
 from . import quotas, reads, replies
 from .acl import AuthProviders
 from .datatree import ApplyResult, DataTree
-from .sasl import SaslServerFactory
 from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
+from .sasl import SaslServerFactory
 from .sessions import Session, SessionTracker
 from .watches import WatchManager
 

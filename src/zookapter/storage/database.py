@@ -19,12 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..server.datatree import DataTree
+from .digest import DIGEST_VERSION, tree_digest
 from .files import snapshot_name
 from .persister import TxnLogPersister
 from .recovery import LoadedDatabase, load_database
-from .digest import DIGEST_VERSION, tree_digest
-from .snapshot import (AclCache, ZxidDigest, serialize_fuzzy, serialize_snapshot,
-                       write_snapshot_bytes)
+from .snapshot import (
+    AclCache,
+    ZxidDigest,
+    serialize_fuzzy,
+    serialize_snapshot,
+    write_snapshot_bytes,
+)
 from .txnlog import truncate_torn_tail
 
 log = logging.getLogger("zookapter.storage")
