@@ -122,3 +122,38 @@ def test_fuzzy_snapshots_under_concurrent_writes_recover_exactly(tmp_path):
     for p in before:
         if p != "/":
             assert before[p] == after[p], p
+
+
+def test_damaged_length_in_the_middle_of_the_newest_log_refuses_to_start(tmp_path):
+    """A flipped bit in a record's length field looks like a torn record, but valid records
+    follow it: truncating would drop acknowledged writes, so the start is refused and no
+    file changes."""
+    import hashlib
+
+    import pytest
+
+    from zookapter.storage.txnlog import CorruptLogError, iter_log
+
+    data = str(tmp_path / "data")
+    with ZookapterServer(data_dir=data) as s:
+        zk = KazooClient(hosts=s.hosts)
+        zk.start()
+        for i in range(10):
+            zk.create(f"/n{i}", b"x" * 20)
+        zk.stop()
+    vdir = os.path.join(data, "version-2")
+    logs = sorted(f for f in os.listdir(vdir) if f.startswith("log."))
+    entries = [e for e in iter_log(vdir) if e.txn.type == 1]
+    victim = entries[3]
+    path = victim.file
+    raw = bytearray(open(path, "rb").read())
+    raw[victim.offset + 11] ^= 1  # low byte of the length field
+    open(path, "wb").write(raw)
+    before = {f: hashlib.sha256(open(os.path.join(vdir, f), "rb").read()).hexdigest()
+              for f in os.listdir(vdir)}
+    with pytest.raises(CorruptLogError) as e:
+        ZookapterServer(data_dir=data).start()
+    assert str(victim.offset) in str(e.value) and os.path.basename(str(path)) in str(e.value)
+    after = {f: hashlib.sha256(open(os.path.join(vdir, f), "rb").read()).hexdigest()
+             for f in os.listdir(vdir)}
+    assert before == after and logs

@@ -246,6 +246,32 @@ def _only_zeros(fh: IO[bytes]) -> bool:
             return False
 
 
+MAX_TORN_SPAN = 4 * 1024 * 1024  # far more than one record (jute.maxbuffer) can be
+
+
+def _valid_record_after(path: Path, offset: int) -> bool:
+    """True if a complete, checksummed record starts somewhere after `offset`.
+
+    A crash can only leave a prefix of the last record followed by the preallocated zeros,
+    so anything parseable further on means the record at `offset` was damaged in place."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(MAX_TORN_SPAN + 1)
+        more = fh.read(1 << 20)
+    end = len(data.rstrip(b"\0"))
+    if end > MAX_TORN_SPAN or (more and more.count(0) != len(more)):
+        return True  # far too much data for a single torn record
+    head = RECORD_HEAD
+    for pos in range(1, max(end - head.size, 0)):
+        crc, length = head.unpack_from(data, pos)
+        stop = pos + head.size + length
+        if length <= 0 or stop >= len(data) or data[stop] != END_OF_RECORD:
+            continue
+        if zlib.adler32(data[pos + head.size:stop]) == crc:
+            return True
+    return False
+
+
 class LogIterator:
     """Iterates `LogEntry`s across log files; see the module docstring for end conditions.
 
@@ -271,6 +297,10 @@ class LogIterator:
 
     def _torn(self, path: Path, offset: int, is_last: bool) -> None:
         if is_last:
+            if _valid_record_after(path, offset):
+                # Not a write cut short by a crash (that is followed only by zeros): a damaged
+                # record with acknowledged ones after it. Refuse rather than truncate them.
+                raise CorruptLogError(path, offset, "damaged record followed by valid records")
             self.torn = (path, offset)
         else:
             self.torn_earlier.append((path, offset))
