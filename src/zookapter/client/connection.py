@@ -267,9 +267,8 @@ class ClientProtocolCore:
                 pos += 4 + n
         except (ProtocolError, JuteError, ValueError) as e:
             self.state = CLOSED
-            if isinstance(e, ProtocolError):
-                raise
-            raise ProtocolError(f"malformed frame: {e}") from e
+            message = str(e) if isinstance(e, ProtocolError) else f"malformed frame: {e}"
+            raise ProtocolError(message, events) from e
         finally:
             if self.state != CLOSED:
                 del buf[:pos]

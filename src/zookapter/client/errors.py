@@ -40,7 +40,12 @@ class ZookeeperError(Exception):
 
 
 class ProtocolError(Exception):
-    """The peer violated the client protocol (bad frame length, reply out of order, ...)."""
+    """The peer violated the client protocol (bad frame length, reply out of order, ...).
+    `events` holds what the same input produced before the violation."""
+
+    def __init__(self, message: str, events: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.events: list[object] = events or []
 
 
 # --- system errors (-1 .. -99) ---------------------------------------------------------------
