@@ -30,3 +30,19 @@ def apache_zk():
         yield server
     finally:
         server.stop()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--rewrite",
+        action="store_true",
+        default=False,
+        help="rewrite the expected output of transcript tests (tests/testdata/) instead of "
+        "checking it, and re-capture recorded samples where a test knows how",
+    )
+
+
+@pytest.fixture
+def rewrite(request) -> bool:
+    """True when pytest runs with --rewrite (transcript tests regenerate their files)."""
+    return bool(request.config.getoption("--rewrite"))
