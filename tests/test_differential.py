@@ -1195,7 +1195,21 @@ def target_server():
 
 
 @pytest.fixture(scope="module")
-def pair(target_server, apache_zk):  # target first: a skip there avoids starting the JVM
+def module_apache_zk():
+    """An oracle of this module's own: sequential creates under "/" take their suffix from
+    the root's cversion, which other modules' writes on a shared server would change."""
+    if not apache_zookeeper_available():
+        pytest.skip("Apache ZooKeeper oracle unavailable")
+    server = ApacheZooKeeper().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(target_server, module_apache_zk):  # target first: a skip avoids starting the JVM
+    apache_zk = module_apache_zk
     oracle = _Server("apache", apache_zk.hosts, apache_zk.process)
     label = "apache#2" if TARGET == "apache" else TARGET
     target = _Server(label, target_server.hosts, getattr(target_server, "process", None))

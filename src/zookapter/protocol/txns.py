@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from .consts import Op
@@ -224,6 +224,8 @@ class Txn:
     time: int
     type: int
     record: TxnRecord
+    # The tree digest after this txn, when known: logged after the record (TxnDigest).
+    digest: int | None = field(default=None, compare=False, repr=False)
 
     def write(self, w: Writer) -> None:
         w.raw(TXN_HEADER.pack(self.session_id, self.cxid, self.zxid, self.time, self.type))

@@ -36,6 +36,7 @@ from ..protocol.records import (
     read_multi,
 )
 from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
+from ..storage.digest import DigestShadow
 from . import quotas, reads, replies
 from .acl import AuthProviders
 from .datatree import ApplyResult, DataTree
@@ -147,7 +148,8 @@ class ServerCore:
     def __init__(self, config: CoreConfig, clock: Callable[[], int],
                  persister: Persister | None = None,
                  schedule: Callable[[Callable[[], None]], object] | None = None,
-                 tree: DataTree | None = None) -> None:
+                 tree: DataTree | None = None, tree_digest: int | None = None) -> None:
+        """`tree_digest`: the digest of `tree` if already known (else it is computed)."""
         self.config = config
         self.clock = clock
         self.tree = tree or DataTree()
@@ -159,6 +161,10 @@ class ServerCore:
         self.persister: Persister = persister or MemoryPersister()
         self.schedule = schedule or (lambda fn: fn())
         self.next_zxid = self.tree.last_processed_zxid + 1
+        # digest of the tree once every enqueued txn is applied: what each txn logs with it
+        self.digest = DigestShadow(self.tree, tree_digest)
+        # (zxid, tree digest after it) of the newest applied txn with a digest
+        self._applied_digest = (self.tree.last_processed_zxid, self.digest.value)
         self.stats = ServerStats()
         self.connections: set[ConnectionLike] = set()
         self._unpersisted: list[tuple[Txn, ConnectionLike | None, Pending | None]] = []
@@ -186,7 +192,13 @@ class ServerCore:
         self.next_zxid += 1
         return Txn(session_id, cxid, zxid, self.clock(), typ, record)  # type: ignore[arg-type]
 
+    def applied_digest(self) -> tuple[int, int] | None:
+        """(zxid, tree digest after it) of the newest applied txn that has a digest."""
+        return self._applied_digest
+
     def _enqueue(self, txn: Txn, conn: ConnectionLike | None, pending: Pending | None) -> None:
+        if txn.type != Op.ERROR:  # as ZooKeeper: error txns are logged without a digest
+            txn.digest = self.digest.txn(txn)
         self._unpersisted.append((txn, conn, pending))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -205,16 +217,22 @@ class ServerCore:
     def committed(self, batch: list[tuple[Txn, ConnectionLike | None, Pending | None]]) -> None:
         """Apply a durable batch in zxid order, fire watches, and release replies."""
         last = 0
+        digested: Txn | None = None
         for txn, conn, pending in batch:
             if txn.zxid <= self.tree.last_processed_zxid:
                 raise AssertionError(f"zxid {txn.zxid:#x} applied out of order")
             result = self.tree.apply(txn)
             last = txn.zxid
+            if txn.digest is not None:
+                digested = txn
             self._after_apply(txn, result, conn, pending)
             if conn is not None and pending is not None:
                 self.drain(conn)
+        if digested is not None:
+            self._applied_digest = (digested.zxid, digested.digest)  # type: ignore[assignment]
         self._in_flight -= len(batch)
         self.prep.applied(last)
+        self.digest.applied(last)
 
     def _after_apply(self, txn: Txn, result: ApplyResult, conn: ConnectionLike | None,
                      pending: Pending | None) -> None:

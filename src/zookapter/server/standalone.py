@@ -65,7 +65,8 @@ class StandaloneServer:
         loaded = database.load()
         persister = database.open_log(loop, self._fatal)
         self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon,
-                                      tree=loaded.tree, persister=_SnapshottingPersister(
+                                      tree=loaded.tree, tree_digest=loaded.digest.value,
+                                      persister=_SnapshottingPersister(
                                           persister, database, self, loop))
         now = self.clock()
         for sid, timeout in loaded.sessions.items():
@@ -224,7 +225,7 @@ class _SnapshottingPersister:
             core = self.server.core
             if core is not None and self.server.database is not None:
                 self.database.logged(len(txns), core.tree, self.server.session_timeouts,
-                                     self.loop)
+                                     self.loop, core.applied_digest)
         self.persister.persist(txns, applied)
 
 

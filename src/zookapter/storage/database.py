@@ -97,8 +97,11 @@ class Database:
         return serialize_snapshot(tree, sessions, digest, acl_cache=acl_cache)
 
     def logged(self, n: int, tree: DataTree, sessions: Callable[[], dict[int, int]],
-               loop: asyncio.AbstractEventLoop) -> None:
-        """Count logged txns; past the randomised snapCount, roll the log and snapshot."""
+               loop: asyncio.AbstractEventLoop,
+               digest: Callable[[], tuple[int, int] | None] | None = None) -> None:
+        """Count logged txns; past the randomised snapCount, roll the log and snapshot.
+        `digest()`: (zxid, tree digest after it) of the newest applied txn, for the fuzzy
+        snapshot's digest section."""
         self._since_snapshot += n
         if self._since_snapshot < self._next_snapshot_at or self._snapshot_running:
             return
@@ -109,16 +112,19 @@ class Database:
         zxid = tree.last_processed_zxid
         path = Path(self.snap_dir) / snapshot_name(zxid)
         self._snapshot_running = True
-        task = loop.create_task(self._fuzzy_snapshot(tree, sessions(), zxid, path, loop))
+        task = loop.create_task(self._fuzzy_snapshot(tree, sessions(), zxid, path, loop,
+                                                     digest))
         task.add_done_callback(self._snapshot_done)
 
     async def _fuzzy_snapshot(self, tree: DataTree, sessions: dict[int, int], zxid: int,
-                              path: Path, loop: asyncio.AbstractEventLoop) -> None:
+                              path: Path, loop: asyncio.AbstractEventLoop,
+                              digest: Callable[[], tuple[int, int] | None] | None = None
+                              ) -> None:
         """Serialize in chunks between which the loop keeps applying txns (ZooKeeper's fuzzy
         snapshot), then write and fsync the file in a worker thread."""
         acl_cache = self.loaded.acl_cache if self.loaded is not None else AclCache()
         data = b""
-        for item in serialize_fuzzy(tree, sessions, acl_cache, self.snapshot_chunk):
+        for item in serialize_fuzzy(tree, sessions, acl_cache, self.snapshot_chunk, digest):
             if item is None:
                 await asyncio.sleep(0)
             else:

@@ -24,7 +24,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 
-from ..protocol.consts import Op
+from ..protocol.consts import CONTAINER_EPHEMERAL_OWNER, Op
 from ..protocol.jute import encode_java_utf8
 from ..protocol.txns import (
     CloseSessionTxn,
@@ -141,3 +141,150 @@ class TreeDigest:
             if node is not None:
                 self.add(p, node)
         return result
+
+
+# --- the digest of txns not applied yet ------------------------------------------------------
+
+# A node's digest-relevant state: (data, czxid, mzxid, pzxid, ctime, mtime, version, cversion,
+# aversion, ephemeral_owner); None for "does not exist".
+_NodeState = tuple
+_CREATE_TYPES = (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL)
+
+
+def _state_of(n: Node) -> _NodeState:
+    return (n.data, n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.cversion,
+            n.aversion, n.ephemeral_owner)
+
+
+def _state_digest(path_crc: int, s: _NodeState) -> int:
+    data = s[0]
+    crc = path_crc if data is None else zlib.crc32(data, path_crc)
+    return zlib.crc32(_STAT_BLOCK.pack(s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9]),
+                      crc)
+
+
+class DigestShadow:
+    """The tree digest each txn will leave behind, known before the txn is applied.
+
+    A 3.6+ log stores with every txn the tree digest *after* it, but the server logs a txn
+    (and fsyncs it) before applying it. This keeps the digest of the tree as it will be once
+    every txn handed to `txn()` so far is applied: the data tree overlaid with the
+    digest-relevant state of the nodes those outstanding txns change, derived with exactly
+    `DataTree.apply`'s rules. Call `txn()` for every txn in zxid order as it is created (it
+    returns the digest to log with it), and `applied(zxid)` once the tree applied the txns up
+    to `zxid` (their overlay entries are then dropped: the tree holds the same state)."""
+
+    __slots__ = ("tree", "_sum", "_overlay")
+
+    def __init__(self, tree: DataTree, value: int | None = None) -> None:
+        self.tree = tree
+        self._sum = (tree_digest(tree) if value is None else value) & _MASK64
+        # path -> (zxid of the last txn changing it, its state then or None if deleted)
+        self._overlay: dict[str, tuple[int, _NodeState | None]] = {}
+
+    @property
+    def value(self) -> int:
+        return to_signed64(self._sum)
+
+    def txn(self, txn: Txn) -> int:
+        """Account for `txn` (the next one in zxid order); the digest after it (signed)."""
+        self._record(txn.type, txn.record, txn)
+        return to_signed64(self._sum)
+
+    def applied(self, zxid: int) -> None:
+        ov = self._overlay
+        if ov:
+            for p in [p for p, e in ov.items() if e[0] <= zxid]:
+                del ov[p]
+
+    def _get(self, path: str) -> _NodeState | None:
+        e = self._overlay.get(path)
+        if e is not None:
+            return e[1]
+        n = self.tree.nodes.get(path)
+        return None if n is None else _state_of(n)
+
+    def _exists(self, path: str) -> bool:
+        e = self._overlay.get(path)
+        if e is not None:
+            return e[1] is not None
+        return path in self.tree.nodes
+
+    def _set(self, path: str, zxid: int, old: _NodeState | None,
+             new: _NodeState | None) -> None:
+        if not path.startswith(EXCLUDED_PREFIX):
+            pcrc = zlib.crc32(b"" if path == "/" else encode_java_utf8(path))
+            d = 0
+            if old is not None:
+                d -= _state_digest(pcrc, old)
+            if new is not None:
+                d += _state_digest(pcrc, new)
+            self._sum = (self._sum + d) & _MASK64
+        self._overlay[path] = (zxid, new)
+
+    def _record(self, typ: int, rec: object, txn: Txn) -> None:
+        # Mirrors DataTree._apply_record (failures included); quota bookkeeping only touches
+        # /zookeeper/quota/..., which the digest leaves out.
+        if typ in _CREATE_TYPES:
+            assert isinstance(rec, CreateTxn)
+            self._create(rec, txn)
+        elif typ == Op.SET_DATA or typ == Op.RECONFIG:
+            assert isinstance(rec, SetDataTxn)
+            old = self._get(rec.path)
+            if old is not None:
+                self._set(rec.path, txn.zxid, old,
+                          (rec.data, old[1], txn.zxid, old[3], old[4], txn.time, rec.version,
+                           old[7], old[8], old[9]))
+        elif typ == Op.DELETE or typ == Op.DELETE_CONTAINER:
+            assert isinstance(rec, DeleteTxn)
+            self._delete(rec.path, txn.zxid)
+        elif typ == Op.SET_ACL:
+            assert isinstance(rec, SetACLTxn)
+            old = self._get(rec.path)
+            if old is not None:
+                self._set(rec.path, txn.zxid, old, old[:8] + (rec.version, old[9]))
+        elif typ == Op.MULTI:
+            assert isinstance(rec, MultiTxn)
+            if any(t == Op.ERROR for t, _ in rec.txns):
+                return  # a failed multi changes nothing
+            for t, sub in rec.txns:
+                self._record(t, sub, txn)
+        elif typ == Op.CLOSE_SESSION:
+            if isinstance(rec, CloseSessionTxn) and rec.paths2Delete is not None:
+                paths: Iterable[str] = rec.paths2Delete
+            else:  # not written by this server (Prep always lists the paths)
+                paths = sorted(self.tree.ephemerals.get(txn.session_id, ()))
+            for p in paths:
+                self._delete(p, txn.zxid)
+        # createSession, check, error: no node changes
+
+    def _create(self, rec: CreateTxn, txn: Txn) -> None:
+        path, zxid = rec.path, txn.zxid
+        parent_path = _parent(path)
+        parent = self._get(parent_path)
+        if parent is None:
+            return
+        pcv = rec.parentCVersion
+        if pcv == -1:
+            pcv = parent[7] + 1
+        if not self._exists(path):
+            if rec.container:
+                owner = CONTAINER_EPHEMERAL_OWNER
+            elif rec.ttl >= 0:
+                owner = (0xFF00000000000000 | rec.ttl) - (1 << 64)
+            else:
+                owner = txn.session_id if rec.ephemeral else 0
+            t = txn.time
+            self._set(path, zxid, None, (rec.data, zxid, zxid, zxid, t, t, 0, 0, 0, owner))
+        if pcv > parent[7]:
+            self._set(parent_path, zxid, parent,
+                      parent[:3] + (zxid, parent[4], parent[5], parent[6], pcv) + parent[8:])
+
+    def _delete(self, path: str, zxid: int) -> None:
+        node = self._get(path)
+        parent_path = _parent(path)
+        parent = self._get(parent_path)
+        if node is not None:
+            self._set(path, zxid, node, None)
+        if parent is not None and zxid > parent[3]:
+            self._set(parent_path, zxid, parent, parent[:3] + (zxid,) + parent[4:])

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 
 from ..protocol.txns import Txn
+from .digest import DIGEST_VERSION
 from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter
 
 log = logging.getLogger("zookapter.storage")
@@ -72,8 +73,10 @@ class TxnLogPersister:
         if self.writer is None:
             self.writer = TxnLogWriter(self.log_dir, txns[0].zxid,
                                        prealloc_size=self.prealloc_size)
+        append = self.writer.append
         for t in txns:
-            self.writer.append(t)
+            # the tree digest after the txn (ServerCore computes it ahead of applying)
+            append(t, None if t.digest is None else (DIGEST_VERSION, t.digest))
         batch = self.writer.take_batch()
         self._busy = True
         fut = self.loop.run_in_executor(self._executor, self.writer.write_batch, batch,
@@ -110,7 +113,8 @@ class TxnLogPersister:
                     self.writer = TxnLogWriter(self.log_dir, self._pending[0].zxid,
                                                prealloc_size=self.prealloc_size)
                 for t in self._pending:
-                    self.writer.append(t)
+                    self.writer.append(
+                        t, None if t.digest is None else (DIGEST_VERSION, t.digest))
                 self._pending = []
                 self.writer.write_batch(self.writer.take_batch(), self.force_sync)
             except OSError as e:

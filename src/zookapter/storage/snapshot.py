@@ -34,7 +34,7 @@ import gzip
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -477,7 +477,9 @@ def load_newest_snapshot(directory: str | os.PathLike[str]) -> tuple[Path, Snaps
 # --- fuzzy snapshots while serving ---------------------------------------------------------
 
 def serialize_fuzzy(tree: DataTree, sessions: dict[int, int], acl_cache: AclCache,
-                    chunk: int = 5000) -> Iterator[bytes | None]:
+                    chunk: int = 5000,
+                    digest: Callable[[], tuple[int, int] | None] | None = None
+                    ) -> Iterator[bytes | None]:
     """Serialize `tree` a chunk of nodes at a time, as ZooKeeper's fuzzy snapshot does.
 
     A generator: it yields None after every `chunk` nodes so the caller can let the event loop
@@ -487,7 +489,13 @@ def serialize_fuzzy(tree: DataTree, sessions: dict[int, int], acl_cache: AclCach
     zxid current when serialization started (the file's name) repairs it, which is why replay
     tolerates NodeExists/NoNode. The ACL map is written before the nodes but can only be known
     after them, so the nodes are encoded into their own buffer first; the Adler-32 checksum
-    runs over header and nodes in file order."""
+    runs over header and nodes in file order.
+
+    `digest()`, called right after the last node was read, gives (zxid, tree digest after
+    it) for the newest txn applied: the digest section, as ZooKeeper's lastProcessedZxidDigest.
+    Replaying the log up to that zxid makes the fuzzy tree exact, so a loader compares it
+    there and checks txn digests only after it (without one, zxid 0: "no digest known",
+    a loader would compare the still-fuzzy tree with the first txns' digests)."""
     nodes = tree.nodes
     body = bytearray()
     w = Writer()
@@ -516,6 +524,7 @@ def serialize_fuzzy(tree: DataTree, sessions: dict[int, int], acl_cache: AclCach
         if done % chunk == 0:
             yield None
     w.ustring("/")
+    last = digest() if digest is not None else None
     head = bytearray(FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, SNAP_DBID))
     head += _INT.pack(len(sessions))
     for sid, timeout in sessions.items():
@@ -531,7 +540,9 @@ def serialize_fuzzy(tree: DataTree, sessions: dict[int, int], acl_cache: AclCach
     out = head + body
     out += _LONG.pack(checksum)
     out += SEAL_TAIL
-    # digest section with zxid 0: "no digest known" — a fuzzy tree has no single digest
-    out += ZXID_DIGEST.pack(0, DIGEST_VERSION, 0)
+    if last is not None and last[0] > 0:
+        out += ZXID_DIGEST.pack(last[0], DIGEST_VERSION, last[1])
+    else:  # zxid 0: "no digest known"
+        out += ZXID_DIGEST.pack(0, DIGEST_VERSION, 0)
     _seal(out)
     yield bytes(out)
