@@ -32,7 +32,7 @@ def java_properties_order(keys: Iterable[str]) -> list[str]:
     table. A doubling keeps the longest tail of a bin that goes to the same new bin in order
     and puts the nodes before it, reversed, in front (its "lastRun" split). Bins never get 8
     keys in a config file, so tree bins are not modelled."""
-    table: list[list[str]] = [[] for _ in range(16)]
+    table: list[list[tuple[int, str]]] = [[] for _ in range(16)]
     n, count = 16, 0
     for key in keys:
         h = string_hash(key)
