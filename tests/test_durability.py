@@ -157,3 +157,30 @@ def test_damaged_length_in_the_middle_of_the_newest_log_refuses_to_start(tmp_pat
     after = {f: hashlib.sha256(open(os.path.join(vdir, f), "rb").read()).hexdigest()
              for f in os.listdir(vdir)}
     assert before == after and logs
+
+
+def test_force_sync_no_skips_fsync(tmp_path, monkeypatch):
+    """forceSync=no (zoo.cfg) as in ZooKeeper: writes are logged but not fsynced."""
+    calls = []
+    real = os.fdatasync
+
+    def counting(fd):
+        calls.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
+    for force, expect_syncs in (("no", False), ("yes", True)):
+        calls.clear()
+        with ZookapterServer(data_dir=str(tmp_path / force),
+                             props={"zookeeper.forceSync": force}) as s:
+            zk = KazooClient(hosts=s.hosts)
+            zk.start()
+            for i in range(20):
+                zk.create(f"/f{i}", b"x")
+            zk.stop()
+        assert bool(calls) is expect_syncs, (force, len(calls))
+    with ZookapterServer(data_dir=str(tmp_path / "no")) as s:
+        zk = KazooClient(hosts=s.hosts)
+        zk.start()
+        assert len([c for c in zk.get_children("/") if c.startswith("f")]) == 20
+        zk.stop()
