@@ -14,6 +14,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from .sessions import timeout_bounds
+
 log = logging.getLogger("zookapter.config")
 
 MIN_SNAP_RETAIN_COUNT = 3  # = storage.purge.MIN_SNAP_RETAIN_COUNT
@@ -124,11 +126,13 @@ class ServerConfig:
 
     @property
     def min_timeout(self) -> int:
-        return self.min_session_timeout if self.min_session_timeout > 0 else 2 * self.tick_time
+        return timeout_bounds(self.tick_time, self.min_session_timeout,
+                              self.max_session_timeout)[0]
 
     @property
     def max_timeout(self) -> int:
-        return self.max_session_timeout if self.max_session_timeout > 0 else 20 * self.tick_time
+        return timeout_bounds(self.tick_time, self.min_session_timeout,
+                              self.max_session_timeout)[1]
 
     @property
     def super_digest(self) -> str | None:

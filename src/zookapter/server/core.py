@@ -42,7 +42,7 @@ from .acl import AuthProviders
 from .datatree import ApplyResult, DataTree
 from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
 from .sasl import SaslServerFactory
-from .sessions import Session, SessionTracker
+from .sessions import Session, SessionTracker, timeout_bounds
 from .watches import WatchManager
 
 log = logging.getLogger("zookapter.server")
@@ -135,11 +135,13 @@ class CoreConfig:
 
     @property
     def min_timeout(self) -> int:
-        return self.min_session_timeout if self.min_session_timeout > 0 else 2 * self.tick_time
+        return timeout_bounds(self.tick_time, self.min_session_timeout,
+                              self.max_session_timeout)[0]
 
     @property
     def max_timeout(self) -> int:
-        return self.max_session_timeout if self.max_session_timeout > 0 else 20 * self.tick_time
+        return timeout_bounds(self.tick_time, self.min_session_timeout,
+                              self.max_session_timeout)[1]
 
 
 class ServerCore:

@@ -37,6 +37,11 @@ def session_password(session_id: int) -> bytes:
     return java_random_bytes(session_id ^ SUPER_SECRET, 16)
 
 
+def timeout_bounds(tick_ms: int, min_ms: int, max_ms: int) -> tuple[int, int]:
+    """Negotiable session timeouts: unset (<= 0) bounds default to 2x and 20x tickTime."""
+    return (min_ms if min_ms > 0 else 2 * tick_ms, max_ms if max_ms > 0 else 20 * tick_ms)
+
+
 def to_signed64(v: int) -> int:
     v &= 0xFFFFFFFFFFFFFFFF
     return v - (1 << 64) if v >= 1 << 63 else v
