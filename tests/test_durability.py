@@ -184,3 +184,20 @@ def test_force_sync_no_skips_fsync(tmp_path, monkeypatch):
         zk.start()
         assert len([c for c in zk.get_children("/") if c.startswith("f")]) == 20
         zk.stop()
+
+
+def test_data_log_dir_separate_from_data_dir(tmp_path):
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    with ZookapterServer(data_dir=str(data), data_log_dir=str(logs)) as s:
+        zk = KazooClient(hosts=s.hosts)
+        zk.start()
+        zk.create("/sep", b"x")
+        zk.stop()
+    assert any(f.startswith("log.") for f in os.listdir(logs / "version-2"))
+    assert not any(f.startswith("log.") for f in os.listdir(data / "version-2"))
+    assert any(f.startswith("snapshot.") for f in os.listdir(data / "version-2"))
+    with ZookapterServer(data_dir=str(data), data_log_dir=str(logs)) as s:
+        zk = KazooClient(hosts=s.hosts)
+        zk.start()
+        assert zk.get("/sep")[0] == b"x"
+        zk.stop()
