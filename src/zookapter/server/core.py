@@ -133,15 +133,6 @@ class CoreConfig:
     server_id: int = 0
     jute_maxbuffer: int = 0xFFFFF
 
-    @property
-    def min_timeout(self) -> int:
-        return timeout_bounds(self.tick_time, self.min_session_timeout,
-                              self.max_session_timeout)[0]
-
-    @property
-    def max_timeout(self) -> int:
-        return timeout_bounds(self.tick_time, self.min_session_timeout,
-                              self.max_session_timeout)[1]
 
 
 class ServerCore:
@@ -250,7 +241,9 @@ class ServerCore:
     # --- sessions ---------------------------------------------------------------------------
 
     def negotiate_timeout(self, requested: int) -> int:
-        return max(self.config.min_timeout, min(self.config.max_timeout, requested))
+        c = self.config
+        lo, hi = timeout_bounds(c.tick_time, c.min_session_timeout, c.max_session_timeout)
+        return max(lo, min(hi, requested))
 
     def connect(self, conn: ConnectionLike, req: ConnectRequest) -> bool:
         """Handle a ConnectRequest. False means: close the connection without a reply."""
