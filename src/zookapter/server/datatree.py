@@ -119,24 +119,18 @@ class Node:
         return Stat(*STAT.unpack(self.stat_bytes()))
 
 
-Trigger = tuple[int, str]  # (EventType, path) — fired on data watches
-ChildTrigger = tuple[str]
 
 
 @dataclass(slots=True)
 class ApplyResult:
-    """Result of applying one txn: error code, result path/stat, and watch triggers."""
+    """Result of applying one txn: error code, result path, node and (multi) sub-results.
+    Watches are fired during apply, not returned."""
     err: int = 0
     path: str | None = None
     node: Node | None = None
     multi: list[ApplyResult] | None = None
     op: int = 0
     stat: bytes | None = None  # captured right after a multi sub-op (later sub-ops move on)
-
-
-def parent_of(path: str) -> str:
-    i = path.rfind("/")
-    return "/" if i == 0 else path[:i]
 
 
 def split_path(path: str) -> tuple[str, str]:
