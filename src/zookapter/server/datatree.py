@@ -1,10 +1,10 @@
 """The data tree: znodes by path, and the deterministic application of committed txns.
 
 Mirrors Apache ZooKeeper's DataTree. Nodes live in one dict keyed by full path (O(1) lookups
-for reads); each node keeps its child names. Applying a txn is pure: it mutates the tree and
-returns the result record plus the watch triggers, which the caller fires. Replay is
-idempotent the way ZooKeeper's is (a create of an existing node or a delete of a missing one
-during log replay is tolerated by the storage layer, not here).
+for reads); each node keeps its child names. Applying a txn mutates the tree, fires the
+watches it triggers through the attached watch manager, and returns the result. Replay is
+tolerant the way ZooKeeper's is: a create of an existing node or a delete of a missing one
+(possible after a fuzzy snapshot) fails but still moves the parent's cversion/pzxid.
 
 Two stat subtleties kept exactly as ZooKeeper:
 - the stored `cversion` counts child creations only; clients see `2*cversion - numChildren`;
