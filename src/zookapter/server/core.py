@@ -168,6 +168,13 @@ class ServerCore:
         self.sasl: SaslServerFactory | None = None
         self.config_super_x509: str | None = None
 
+    # A learner sends `sync` through the leader (roles.LearnerCore); standalone and the
+    # leader answer it in request order like a read.
+    forwards_sync = False
+
+    def _submit_sync(self, conn: ConnectionLike, xid: int, r: Reader) -> None:
+        raise NotImplementedError
+
     def _check_quota(self, path: str, old_len: int, new_len: int, op: int) -> None:
         try:
             quotas.check(self.tree, path, old_len, new_len, op)
@@ -252,32 +259,44 @@ class ServerCore:
                      req.sessionId, req.lastZxidSeen, self.last_zxid)
             return False
         timeout = self.negotiate_timeout(req.timeOut)
-        now = self.clock()
         if req.sessionId == 0:
-            sid = self.sessions.allocate_id()
-            session = self.sessions.add(sid, timeout, now)
-            session.owner = conn
-            conn.session_id = sid
-            txn = self._new_txn(sid, 0, Op.CREATE_SESSION, CreateSessionTxn(timeout))
-            self._enqueue(txn, conn, None)
+            self._new_session(conn, timeout)
             return True
         found = self.sessions.get(req.sessionId)
         if found is None or found.closing or found.password != req.passwd[:16] \
                 or len(req.passwd) != 16:
-            conn.connect_done(ConnectResponse(0, 0, 0, b"\x00" * 16, False, req.has_read_only))
+            self._refuse_session(conn, req.has_read_only)
             return True
-        session = found
+        self._resume_session(conn, found, timeout, req.has_read_only)
+        return True
+
+    def _new_session(self, conn: ConnectionLike, timeout: int) -> None:
+        """A new session: its id is allocated here, it lives once createSession commits."""
+        sid = self.sessions.allocate_id()
+        session = self.sessions.add(sid, timeout, self.clock())
+        session.owner = conn
+        conn.session_id = sid
+        txn = self._new_txn(sid, 0, Op.CREATE_SESSION, CreateSessionTxn(timeout))
+        self._enqueue(txn, conn, None)
+
+    @staticmethod
+    def _refuse_session(conn: ConnectionLike, has_read_only: bool) -> None:
+        """Unknown, closing or wrong-password session: timeout 0 tells the client it expired."""
+        conn.connect_done(ConnectResponse(0, 0, 0, b"\x00" * 16, False, has_read_only))
+
+    def _resume_session(self, conn: ConnectionLike, session: Session, timeout: int,
+                        has_read_only: bool) -> None:
+        """Bind a live session to `conn` (the previous connection, if any, is closed)."""
         old = session.owner
         if old is not None and old is not conn:
             old.session_id = 0  # detach so its close does not touch the session
             old.close()
         session.owner = conn
         session.timeout_ms = timeout
-        self.sessions.touch(session.session_id, now)
+        self.sessions.touch(session.session_id, self.clock())
         conn.session_id = session.session_id
         conn.connect_done(ConnectResponse(0, timeout, session.session_id, session.password,
-                                          False, req.has_read_only))
-        return True
+                                          False, has_read_only))
 
     def _session_created(self, txn: Txn, conn: ConnectionLike | None) -> None:
         session = self.sessions.get(txn.session_id)
@@ -340,6 +359,8 @@ class ServerCore:
             reads.auth(self, conn, r, xid)
         elif op == Op.SASL:
             reads.sasl(self, conn, xid, r)
+        elif op == Op.SYNC and self.forwards_sync:
+            self._submit_sync(conn, xid, r)
         elif conn.pending:
             conn.pending.append(Pending(xid, op, r))
         else:
@@ -349,11 +370,14 @@ class ServerCore:
                       r: Reader, decoder: Callable[[Reader], object] | None) -> None:
         pending = Pending(xid, op)
         conn.pending.append(pending)
-        sid = conn.session_id
+        txn = self._prep_write(conn.session_id, session, xid, op, r, decoder, conn.auth_ids)
+        self._enqueue(txn, conn, pending)
+
+    def _prep_write(self, sid: int, session: Session | None, xid: int, op: int, r: Reader,
+                    decoder: Callable[[Reader], object] | None, auth_ids: list[Id]) -> Txn:
+        """Validate one write against the outstanding state; its txn, or an error txn."""
         if session is None or session.closing:
-            txn = self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
-            self._enqueue(txn, conn, pending)
-            return
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
         zxid, now = self.next_zxid, self.clock()
         try:
             if op == Op.MULTI:
@@ -361,17 +385,17 @@ class ServerCore:
                 if any(t in (Op.GET_DATA, Op.GET_CHILDREN) for t, _ in ops):
                     raise JuteError("mixing read and write operations in a multi")
                 ops = normalize_multi_ops(ops)
-                typ, rec = self.prep.prep_multi(ops, sid, zxid, now, conn.auth_ids)
+                typ, rec = self.prep.prep_multi(ops, sid, zxid, now, auth_ids)
             else:
                 assert decoder is not None
                 req = decoder(r)
-                typ, rec = self.prep.prep(op, req, sid, zxid, now, conn.auth_ids)
+                typ, rec = self.prep.prep(op, req, sid, zxid, now, auth_ids)
         except (JuteError, UnknownMultiOp, MalformedMulti) as e:
             log.warning("malformed %s request from session 0x%x: %s", Op(op).name, sid, e)
             typ, rec = Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR)
         txn = self._new_txn(sid, xid, typ, rec)
         assert txn.zxid == zxid
-        self._enqueue(txn, conn, pending)
+        return txn
 
     def drain(self, conn: ConnectionLike) -> None:
         """Send every reply at the head of the connection's queue that is ready, in order;
