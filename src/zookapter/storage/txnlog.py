@@ -379,3 +379,34 @@ def truncate_torn_tail(file: str | os.PathLike[str], offset: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def truncate_log(directory: str | os.PathLike[str], zxid: int) -> bool:
+    """Drop every logged txn after `zxid` (a follower told TRUNC by its leader).
+
+    As ZooKeeper's FileTxnLog.truncate: the file holding `zxid` is cut right after it and
+    every log file named after a later zxid is deleted. Returns False when no log file starts
+    at or before `zxid` (then nothing is touched: the caller must fetch a snapshot instead).
+    The data tree must be reloaded from disk afterwards."""
+    files = sorted_files(directory, LOG_PREFIX)
+    keep = [p for start, p in files if start <= zxid]
+    if not keep:
+        return False
+    last = keep[-1]
+    cut: int | None = None
+    for entry in iter_log_file(last):
+        if entry.txn.zxid > zxid:
+            cut = entry.offset
+            break
+    if cut is not None:
+        fd = os.open(last, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, cut)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for start, p in files:
+        if start > zxid:
+            p.unlink()
+    fsync_dir(directory)
+    return True
