@@ -67,6 +67,7 @@ ZXID_DIGEST = struct.Struct(">qiq")
 # Nodes the server itself creates with ACL index -1.
 _SYSTEM_OPEN_PATHS = frozenset(("/", ZOOKEEPER_PATH, QUOTA_PATH))
 _MAX_LEN = 1 << 31
+WIRE_SIGNATURE = "BenWasHere"  # ends a SNAP sync on the quorum wire
 
 
 class SnapshotError(IOError):
@@ -196,14 +197,31 @@ def serialize_snapshot(tree: DataTree, sessions: dict[int, int],
     `last_processed_zxid` adds the 3.9 trailer. `child_order` is "java" (Java HashSet order,
     see javaorder), "sorted" or "any". `acl_cache` is updated: new lists get indexes, unused
     ones are dropped."""
-    cache = acl_cache if acl_cache is not None else AclCache()
+    out = bytearray(FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, SNAP_DBID))
+    _write_body(out, tree, sessions, acl_cache if acl_cache is not None else AclCache(),
+                child_order)
+    _seal(out)
+    if digest_section:
+        d = digest if digest is not None else ZxidDigest(0, DIGEST_VERSION, 0)
+        if d.version < 2:
+            raise ValueError("only digest version >= 2 can be written")
+        out += ZXID_DIGEST.pack(d.zxid, d.version, d.digest)
+        _seal(out)
+    if last_processed_zxid is not None:
+        out += _LONG.pack(last_processed_zxid)
+        _seal(out)
+    return bytes(out)
+
+
+def _write_body(out: bytearray, tree: DataTree, sessions: dict[int, int], cache: AclCache,
+                child_order: str) -> None:
+    """Sessions, ACL map and nodes up to the "/" end marker: SerializeUtils.serializeSnapshot,
+    shared by snapshot files and the SNAP sync on the quorum wire."""
     order = _dfs(tree, child_order)
     indexes = [_acl_index(p, n, cache) for p, n in order]
     used = set(indexes)
     used.discard(OPEN_UNSAFE_INDEX)
     cache.retain(used)
-
-    out = bytearray(FILE_HEADER.pack(SNAP_MAGIC, FORMAT_VERSION, SNAP_DBID))
     out += _INT.pack(len(sessions))
     for sid in long_keys_order(sessions):
         out += _SESSION.pack(sid, sessions[sid])
@@ -221,16 +239,18 @@ def serialize_snapshot(tree: DataTree, sessions: dict[int, int],
                                    node.cversion, node.aversion, node.ephemeral_owner,
                                    node.pzxid)
     w.ustring("/")
-    _seal(out)
-    if digest_section:
-        d = digest if digest is not None else ZxidDigest(0, DIGEST_VERSION, 0)
-        if d.version < 2:
-            raise ValueError("only digest version >= 2 can be written")
-        out += ZXID_DIGEST.pack(d.zxid, d.version, d.digest)
-        _seal(out)
-    if last_processed_zxid is not None:
-        out += _LONG.pack(last_processed_zxid)
-        _seal(out)
+
+
+def serialize_wire_snapshot(tree: DataTree, sessions: dict[int, int],
+                            child_order: str = "java") -> bytes:
+    """What a leader streams after the SNAP packet (ZKDatabase.serializeSnapshot): the
+    snapshot body without file header, checksums or digest, then the "BenWasHere"
+    signature string LearnerHandler appends."""
+    out = bytearray()
+    _write_body(out, tree, sessions, AclCache(), child_order)
+    w = Writer()
+    w.buf = out
+    w.ustring(WIRE_SIGNATURE)
     return bytes(out)
 
 
@@ -291,6 +311,39 @@ def _parse(buf: bytes, name_zxid: int | None) -> Snapshot:
     if magic != SNAP_MAGIC:
         raise SnapshotError(f"mismatching magic header {magic:#x} != {SNAP_MAGIC:#x}")
 
+    sessions, tree, cache, used = _read_body(buf, r)
+    _check_seal(buf, r, "snapshot")
+
+    digest = None
+    lpz = None
+    rest = len(buf) - r.pos
+    trailer = _LONG.size + _LONG.size + len(SEAL_TAIL)
+    if rest > 0 and rest != trailer:
+        zxid, dversion = r.long(), r.int()
+        if dversion < 2:
+            text = r.ustring()
+            value = int(text, 16) if text else 0
+            value = value - (1 << 64) if value >= (1 << 63) else value
+        else:
+            value = r.long()
+        digest = ZxidDigest(zxid, dversion, value)
+        _check_seal(buf, r, "digest section")
+        rest = len(buf) - r.pos
+    if rest > 0:
+        lpz = r.long()
+        _check_seal(buf, r, "lastProcessedZxid section")
+
+    cache.retain(used)
+    _setup_quotas(tree)
+    if name_zxid is not None:
+        tree.last_processed_zxid = name_zxid
+    elif lpz is not None:
+        tree.last_processed_zxid = lpz
+    return Snapshot(tree, sessions, SnapshotInfo(name_zxid, digest, lpz, cache, dbid))
+
+
+def _read_body(buf: bytes, r: Reader) -> tuple[dict[int, int], DataTree, AclCache, set[int]]:
+    """Sessions, ACL map and nodes up to the "/" end marker (see _write_body)."""
     sessions: dict[int, int] = {}
     for _ in range(r.int()):
         sid = r.long()
@@ -357,34 +410,23 @@ def _parse(buf: bytes, name_zxid: int | None) -> Snapshot:
                 eph.add(path)
     if "/" not in nodes:
         raise SnapshotError("snapshot has no root node")
-    _check_seal(buf, r, "snapshot")
+    return sessions, tree, cache, used
 
-    digest = None
-    lpz = None
-    rest = len(buf) - r.pos
-    trailer = _LONG.size + _LONG.size + len(SEAL_TAIL)
-    if rest > 0 and rest != trailer:
-        zxid, dversion = r.long(), r.int()
-        if dversion < 2:
-            text = r.ustring()
-            value = int(text, 16) if text else 0
-            value = value - (1 << 64) if value >= (1 << 63) else value
-        else:
-            value = r.long()
-        digest = ZxidDigest(zxid, dversion, value)
-        _check_seal(buf, r, "digest section")
-        rest = len(buf) - r.pos
-    if rest > 0:
-        lpz = r.long()
-        _check_seal(buf, r, "lastProcessedZxid section")
 
+def parse_wire_snapshot(buf: bytes | bytearray | memoryview, pos: int = 0
+                        ) -> tuple[DataTree, dict[int, int], int]:
+    """Read a SNAP sync's snapshot body and signature starting at `pos`: (tree, sessions,
+    position after the signature). Raises JuteError while `buf` is still incomplete and
+    SnapshotError if the stream is not a snapshot. The caller sets the tree's
+    lastProcessedZxid from the SNAP packet's zxid."""
+    r = Reader(buf, pos, max_len=_MAX_LEN)
+    sessions, tree, cache, used = _read_body(buf, r)  # type: ignore[arg-type]
+    signature = r.ustring()
+    if signature != WIRE_SIGNATURE:
+        raise SnapshotError(f"missing signature after the snapshot: {signature!r}")
     cache.retain(used)
     _setup_quotas(tree)
-    if name_zxid is not None:
-        tree.last_processed_zxid = name_zxid
-    elif lpz is not None:
-        tree.last_processed_zxid = lpz
-    return Snapshot(tree, sessions, SnapshotInfo(name_zxid, digest, lpz, cache, dbid))
+    return tree, sessions, r.pos
 
 
 def _setup_quotas(tree: DataTree) -> None:

@@ -44,3 +44,32 @@ def test_nothing_to_keep_is_refused(tmp_path: Path) -> None:
     _write(tmp_path, 5, 9)
     assert not truncate_log(tmp_path, 4)
     assert _zxids(tmp_path) == list(range(5, 10))
+
+
+def test_wire_snapshot_round_trip_and_incomplete_input() -> None:
+    import pytest
+
+    from zookapter.protocol.jute import JuteError
+    from zookapter.protocol.records import ACL, Id
+    from zookapter.protocol.txns import CreateTxn
+    from zookapter.server.datatree import DataTree
+    from zookapter.storage.snapshot import (
+        SnapshotError,
+        parse_wire_snapshot,
+        serialize_wire_snapshot,
+    )
+
+    tree = DataTree()
+    acl = (ACL(31, Id("world", "anyone")),)
+    for z, path in enumerate(["/a", "/a/b", "/c"], start=1):
+        tree.apply(Txn(7, z, z, 1000, Op.CREATE, CreateTxn(path, path.encode(), acl, False, 0)))
+    wire = serialize_wire_snapshot(tree, {7: 4000})
+    got, sessions, end = parse_wire_snapshot(b"head" + wire + b"NEXT", 4)
+    assert end == 4 + len(wire) and sessions == {7: 4000}
+    assert sorted(got.nodes) == sorted(tree.nodes)
+    assert got.get("/a/b").data == b"/a/b" and got.get("/a").children == {"b"}
+    for cut in (1, len(wire) // 2, len(wire) - 1):
+        with pytest.raises(JuteError):
+            parse_wire_snapshot(wire[:cut])
+    with pytest.raises(SnapshotError):
+        parse_wire_snapshot(wire[:-14] + b"\x00\x00\x00\x0aBenWasHerX")
