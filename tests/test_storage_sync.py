@@ -73,3 +73,29 @@ def test_wire_snapshot_round_trip_and_incomplete_input() -> None:
             parse_wire_snapshot(wire[:cut])
     with pytest.raises(SnapshotError):
         parse_wire_snapshot(wire[:-14] + b"\x00\x00\x00\x0aBenWasHerX")
+
+
+def test_snapshot_scanner_finds_the_end_whatever_the_chunking() -> None:
+    import random
+
+    from zookapter.protocol.records import ACL, Id
+    from zookapter.protocol.txns import CreateTxn
+    from zookapter.quorum.snapstream import SnapshotScanner
+    from zookapter.server.datatree import DataTree
+    from zookapter.storage.snapshot import serialize_wire_snapshot
+
+    tree = DataTree()
+    acls = [(ACL(31, Id("world", "anyone")),), (ACL(1, Id("digest", "u:x")), ACL(31, Id("ip", "1.2.3.4")))]
+    for z in range(1, 200):
+        tree.apply(Txn(7, z, z, 1000, Op.CREATE,
+                       CreateTxn(f"/n{z}", b"x" * (z % 17), acls[z % 2], False, 0)))
+    wire = serialize_wire_snapshot(tree, {7: 4000, 8: 5000})
+    stream = wire + b"\x00\x00\x00\x0aNEXTPACKET"
+    rng = random.Random(5)
+    for _ in range(20):
+        scanner, i, end = SnapshotScanner(), 0, None
+        while end is None:
+            step = rng.choice([1, 3, 64, 1000])
+            end = scanner.feed(stream[i:i + step])
+            i += step
+        assert end == len(wire)
