@@ -1,0 +1,118 @@
+"""One leader-learner connection (the quorum port) on asyncio.
+
+The stream carries back-to-back QuorumPackets with no framing beyond their own jute layout,
+except right after a SNAP packet, where the leader writes a raw snapshot and its signature
+(see snapstream.py). `QuorumChannel` splits the stream into `on_packet(channel, packet)`
+calls and, for a SNAP sync, one `on_snapshot(channel, tree, sessions)` call between the SNAP
+packet and the packets that follow it. Undecodable input closes the connection with a log
+line; `on_closed(channel)` is called exactly once however the connection ends.
+
+Writes are buffered by the transport; `paused` tells the shell that the peer is not reading
+(asyncio flow control), so it can stop feeding proposals to a stuck learner as Java's
+bounded queues do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..protocol.jute import JuteError
+from ..storage.snapshot import SnapshotError, parse_wire_snapshot
+from .packets import PacketDecoder, PacketError, PacketType, QuorumPacket
+from .snapstream import SnapshotScanner, SnapshotStreamError
+
+log = logging.getLogger("zookapter.quorum")
+
+
+class QuorumChannel(asyncio.Protocol):
+    """See the module docstring. `peer` is free for the shell (e.g. the learner's sid)."""
+
+    def __init__(self, on_packet: Callable[[QuorumChannel, QuorumPacket], None],
+                 on_snapshot: Callable[[QuorumChannel, Any, dict[int, int]], None],
+                 on_closed: Callable[[QuorumChannel], None]) -> None:
+        self.on_packet = on_packet
+        self.on_snapshot = on_snapshot
+        self.on_closed = on_closed
+        self.decoder = PacketDecoder()
+        self.scanner: SnapshotScanner | None = None
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self.closed = False
+        self.paused = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._feed(data)
+        except (PacketError, SnapshotStreamError, SnapshotError, JuteError) as e:
+            log.warning("closing quorum connection to %s: %s", self.peer, e)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    # --- stream handling -----------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        while data and not self.closed:
+            if self.scanner is not None:
+                end = self.scanner.feed(data)
+                if end is None:
+                    return
+                buf = self.scanner.buf
+                self.scanner = None
+                tree, sessions, _ = parse_wire_snapshot(bytes(buf[:end]))
+                self.on_snapshot(self, tree, sessions)
+                data = bytes(buf[end:])
+                continue
+            for pkt in self.decoder.feed(data):
+                if self.closed:
+                    return
+                self.on_packet(self, pkt)
+            data = b""
+            if self.decoder.stopped_at_snap:
+                self.scanner = SnapshotScanner()
+                data = self.decoder.take_remaining()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def send(self, pkt: QuorumPacket) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(pkt.encode())
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes outside packet framing: the snapshot a leader streams after SNAP."""
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self._closed()
+
+    def _closed(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.on_closed(self)
+
