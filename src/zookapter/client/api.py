@@ -16,10 +16,10 @@ Paths are client paths; the chroot is applied by the connection core.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..protocol.consts import AddWatchMode, CreateMode, Op, WatcherType
+from ..protocol.consts import CONFIG_PATH, AddWatchMode, CreateMode, Op, WatcherType
 from ..protocol.paths import BadPath, validate_path
 from ..protocol.records import (
     ACL,
@@ -39,8 +39,11 @@ from .errors import (
     NoNodeError,
     NoWatcherError,
 )
+from .readtransaction import ReadTransaction
+from .reconfig import ConfigRequest, ReconfigRequest, server_list
 from .retry import retry
 from .transaction import Transaction, _check_bytes, _combine_mode, create_op
+from .watchers import ChildrenWatch, DataWatch
 from .watches import Callback, WatchKind
 
 if TYPE_CHECKING:
@@ -165,6 +168,19 @@ class ZooKeeperApi:
         """A multi builder; see transaction.py for results and failure semantics."""
         return Transaction(self)
 
+    async def reconfig(self, joining: str | Iterable[str] | None = None,
+                       leaving: str | Iterable[str] | None = None,
+                       new_members: str | Iterable[str] | None = None,
+                       from_config: int = -1) -> tuple[bytes, Stat]:
+        """Change the ensemble membership: add `joining` server specs and remove `leaving`
+        server ids (incremental), or replace it with `new_members` (bulk); only if the
+        current config version is `from_config` (-1: any). Returns the new config as
+        get_config does. Standalone servers refuse (ReconfigDisabledError or
+        UnimplementedError); see reconfig.py."""
+        rec = ReconfigRequest(server_list(joining), server_list(leaving),
+                              server_list(new_members), from_config)
+        return await self._call(Op.RECONFIG, rec)
+
     # -- reads ------------------------------------------------------------------------------
 
     async def get(self, path: str, watch: Callback | None = None) -> tuple[bytes, Stat]:
@@ -193,6 +209,17 @@ class ZooKeeperApi:
         if include_stat:
             return await self._call(Op.GET_CHILDREN2, rec, w)
         return await self._call(Op.GET_CHILDREN, rec, w)
+
+    async def get_config(self, watch: Callback | None = None) -> tuple[bytes, Stat]:
+        """The ensemble's dynamic configuration (the data of /zookeeper/config, read outside
+        any chroot) and its Stat; `watch` fires once when it changes."""
+        return await self._call(Op.GET_DATA, ConfigRequest(CONFIG_PATH, watch is not None),
+                                None if watch is None else (WatchKind.DATA, watch))
+
+    def read_transaction(self) -> ReadTransaction:
+        """A multiRead builder: several getData/getChildren answered from one snapshot, each
+        with its own result or error; see readtransaction.py."""
+        return ReadTransaction(self)
 
     async def get_acl(self, path: str) -> tuple[list[ACL], Stat]:
         self._check_path(path)
@@ -238,6 +265,35 @@ class ZooKeeperApi:
                 stream._end(None)
             raise
         return stream
+
+    async def check_watches(self, path: str,
+                            watcher_type: WatcherType = WatcherType.ANY) -> bool:
+        """Whether the server holds a watch of `watcher_type` on `path` for this session
+        (opcode checkWatches; nothing is removed). Servers before 3.9 know only types 1-3
+        and answer the persistent ones with MarshallingError."""
+        self._check_path(path)
+        try:
+            await self._call(Op.CHECK_WATCHES, PathTypeRequest(path, int(WatcherType(
+                watcher_type))))
+        except NoWatcherError:
+            return False
+        return True
+
+    def data_watch(self, path: str, func: Callable[..., Any] | None = None, *,
+                   send_event: bool | None = None, allow_session_lost: bool = True
+                   ) -> DataWatch:
+        """Follow `path`'s data: `func(data, stat)` now and after every change, across
+        reconnects and session expiry (watchers.py). Without `func`, a decorator."""
+        return DataWatch(self, path, func, send_event=send_event,  # type: ignore[arg-type]
+                         allow_session_lost=allow_session_lost)
+
+    def children_watch(self, path: str, func: Callable[..., Any] | None = None, *,
+                       send_event: bool | None = None, allow_session_lost: bool = True
+                       ) -> ChildrenWatch:
+        """Follow `path`'s child list: `func(children)` now and after every change, across
+        reconnects and session expiry (watchers.py). Without `func`, a decorator."""
+        return ChildrenWatch(self, path, func, send_event=send_event,  # type: ignore[arg-type]
+                             allow_session_lost=allow_session_lost)
 
     async def remove_watches(self, path: str, watcher_type: WatcherType = WatcherType.ANY,
                              callback: Callback | None = None, local: bool = False) -> None:

@@ -68,6 +68,9 @@ class ConnectionLossError(ZookeeperError):
     code = Err.CONNECTION_LOSS
 
 
+ConnectionLoss = ConnectionLossError  # kazoo's other name for it
+
+
 class MarshallingError(ZookeeperError):
     code = Err.MARSHALLING_ERROR
 

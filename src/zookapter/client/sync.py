@@ -18,13 +18,16 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..protocol.consts import CreateMode, WatcherType
 from ..protocol.records import ACL, Stat
 from .aio import AsyncZooKeeper, ConnectionState, WatchStream
 from .connection import ClientInfo
+from .readtransaction import ReadTransaction
+from .retry import retry_blocking
+from .syncwatchers import CALLBACK_THREAD_PREFIX, SyncChildrenWatch, SyncDataWatch
 from .transaction import Transaction
 from .watches import WatchedEvent
 
@@ -46,7 +49,7 @@ class ZooKeeperClient:
         self._thread: threading.Thread | None = None
         self._client: AsyncZooKeeper | None = None
         self._callbacks = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="zookapter-callbacks")
+            1, thread_name_prefix=CALLBACK_THREAD_PREFIX)
         self._lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -140,6 +143,34 @@ class ZooKeeperClient:
     def session_id(self) -> int:
         return self.async_client.session_id
 
+    @property
+    def session_passwd(self) -> bytes:
+        return self.async_client.session_passwd
+
+    @property
+    def negotiated_timeout_ms(self) -> int:
+        return self.async_client.negotiated_timeout_ms
+
+    @property
+    def last_zxid(self) -> int:
+        return self.async_client.last_zxid
+
+    @property
+    def connected_read_only(self) -> bool:
+        return self.async_client.connected_read_only
+
+    @property
+    def read_only(self) -> bool:
+        return self.async_client.read_only
+
+    @property
+    def hosts(self) -> list[tuple[str, int]]:
+        return self.async_client.hosts
+
+    @property
+    def chroot(self) -> str | None:
+        return self.async_client.chroot
+
     def add_listener(self, listener: Callable[[ConnectionState], Any]) -> None:
         self.async_client.add_listener(self._cb(listener))  # type: ignore[arg-type]
 
@@ -213,6 +244,41 @@ class ZooKeeperClient:
     def transaction(self) -> SyncTransaction:
         return SyncTransaction(self, self.async_client.transaction())
 
+    def read_transaction(self) -> SyncReadTransaction:
+        return SyncReadTransaction(self, self.async_client.read_transaction())
+
+    def check_watches(self, path: str, watcher_type: WatcherType = WatcherType.ANY) -> bool:
+        return self._run(self.async_client.check_watches(path, watcher_type))
+
+    def get_config(self, watch: Callback | None = None) -> tuple[bytes, Stat]:
+        return self._run(self.async_client.get_config(self._cb(watch)))
+
+    def reconfig(self, joining: str | Iterable[str] | None = None,
+                 leaving: str | Iterable[str] | None = None,
+                 new_members: str | Iterable[str] | None = None,
+                 from_config: int = -1) -> tuple[bytes, Stat]:
+        return self._run(self.async_client.reconfig(joining, leaving, new_members,
+                                                    from_config))
+
+    def retry(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` (a blocking call), retried on connection loss (retry.py)."""
+        return retry_blocking(fn, *args, **kwargs)
+
+    def data_watch(self, path: str, func: Callable[..., Any] | None = None, *,
+                   send_event: bool | None = None, allow_session_lost: bool = True
+                   ) -> SyncDataWatch:
+        """Follow `path`'s data: `func(data, stat)` now (before this returns) and after every
+        change; see watchers.py. Without `func`, a decorator."""
+        return SyncDataWatch(self, path, func, send_event=send_event,
+                             allow_session_lost=allow_session_lost)
+
+    def children_watch(self, path: str, func: Callable[..., Any] | None = None, *,
+                       send_event: bool | None = None, allow_session_lost: bool = True
+                       ) -> SyncChildrenWatch:
+        """Follow `path`'s child list: `func(children)` now and after every change."""
+        return SyncChildrenWatch(self, path, func, send_event=send_event,
+                                 allow_session_lost=allow_session_lost)
+
 
 class _ThreadCallback:
     """A callback handed to the callback thread. Equal to (and hashing like) any other
@@ -283,6 +349,31 @@ class SyncTransaction:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
             self.commit()
+
+
+class SyncReadTransaction:
+    """A ReadTransaction whose commit() blocks."""
+
+    def __init__(self, client: ZooKeeperClient, tx: ReadTransaction) -> None:
+        self._client = client
+        self._tx = tx
+
+    @property
+    def operations(self) -> list[tuple[int, Any]]:
+        return list(self._tx.operations)
+
+    def get(self, path: str) -> SyncReadTransaction:
+        self._tx.get(path)
+        return self
+
+    get_data = get
+
+    def get_children(self, path: str) -> SyncReadTransaction:
+        self._tx.get_children(path)
+        return self
+
+    def commit(self, raise_on_error: bool = False) -> list[Any]:
+        return self._client._run(self._tx.commit(raise_on_error))
 
 
 class SyncWatchStream:
