@@ -64,6 +64,8 @@ def _script(host: str, port: int) -> list:
     req(Op.GET_CHILDREN2, bytes(_w().ustring("/zookeeper/quota").bool(False).buf))
     req(Op.EXISTS, bytes(_w().ustring("/zookeeper/quota").bool(False).buf))
     req(Op.GET_EPHEMERALS, bytes(_w().ustring("/").buf))
+    req(Op.RECONFIG, bytes(_w().ustring("server.5=h:1:2").ustring(None).ustring(None)
+                           .long(-1).buf))
     req(Op.CLOSE_SESSION)
     raw.close()
     return out

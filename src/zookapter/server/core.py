@@ -56,6 +56,8 @@ WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
     Op.SET_DATA: SetDataRequest.read,
     Op.SET_ACL: SetACLRequest.read,
     Op.CHECK: CheckVersionRequest.read,
+    # Java's prep refuses reconfig before reading its body (reconfigEnabled is off here).
+    Op.RECONFIG: lambda r: None,
 }
 
 
@@ -376,6 +378,8 @@ class ServerCore:
     def _prep_write(self, sid: int, session: Session | None, xid: int, op: int, r: Reader,
                     decoder: Callable[[Reader], object] | None, auth_ids: list[Id]) -> Txn:
         """Validate one write against the outstanding state; its txn, or an error txn."""
+        if op == Op.RECONFIG:  # as ZooKeeper without reconfigEnabled: an error txn
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED))
         if session is None or session.closing:
             return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
         zxid, now = self.next_zxid, self.clock()
