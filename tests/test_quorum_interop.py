@@ -24,7 +24,6 @@ import os
 import select
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -46,7 +45,8 @@ from zookapter.quorum.election_wire import (
 )
 from zookapter.server.config import parse_properties
 
-from oracle import _classpath, _free_port, _java_binary, apache_zookeeper_available
+from ensemble import HOST, JavaPeer, Ports, server_mode, wait_for
+from oracle import apache_zookeeper_available
 from oracle import four_letter_word as _4lw
 
 pytestmark = [pytest.mark.oracle,
@@ -54,78 +54,7 @@ pytestmark = [pytest.mark.oracle,
                                  reason="Apache ZooKeeper (java + jars) not available")]
 
 TESTDATA = Path(__file__).parent / "testdata" / "quorum"
-HOST = "127.0.0.1"
-MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 START_TIMEOUT_S = 30.0
-
-
-# --- Java servers ----------------------------------------------------------------------------
-
-@dataclass
-class Ports:
-    client: int = field(default_factory=_free_port)
-    quorum: int = field(default_factory=_free_port)
-    election: int = field(default_factory=_free_port)
-
-
-class JavaPeer:
-    """One Apache QuorumPeerMain in a subprocess, with its own dataDir and zoo.cfg."""
-
-    def __init__(self, root: Path, sid: int, cfg: dict[str, str], server_lines: list[str],
-                 jvm_props: dict[str, str] | None = None) -> None:
-        self.sid, self.dir = sid, root / f"s{sid}"
-        (self.dir / "data").mkdir(parents=True)
-        (self.dir / "data" / "myid").write_text(f"{sid}\n")
-        lines = [f"{k}={v}" for k, v in {"dataDir": str(self.dir / "data"), **cfg}.items()]
-        self.cfg_path = self.dir / "zoo.cfg"
-        self.cfg_path.write_text("\n".join(lines + server_lines) + "\n")
-        props = {"zookeeper.admin.enableServer": "false", "zookeeper.jmx.log4j.disable": "true",
-                 "org.slf4j.simpleLogger.defaultLogLevel": "info", **(jvm_props or {})}
-        self.argv = [_java_binary() or "java", "-Xmx128m", "-XX:TieredStopAtLevel=1",
-                     "-XX:+UseSerialGC", "-XX:-UsePerfData",
-                     *(f"-D{k}={v}" for k, v in props.items()),
-                     "-cp", _classpath(), MAIN, str(self.cfg_path)]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> JavaPeer:
-        with open(self.dir / "server.log", "wb") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=self.dir)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log(self) -> str:
-        return (self.dir / "server.log").read_text(errors="replace")
-
-
-def wait_for(predicate, timeout_s: float, what: str, peers: list[JavaPeer] = ()):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    tails = "\n".join(f"--- server {p.sid}:\n{p.log()[-3000:]}" for p in peers)
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
-
-
-def server_mode(port: int) -> str | None:
-    try:
-        reply = _4lw(HOST, port, "srvr", timeout_s=1.0)
-    except OSError:
-        return None
-    for line in reply.splitlines():
-        if line.startswith("Mode: "):
-            return line[6:]
-    return None
 
 
 # --- Python as an election peer --------------------------------------------------------------

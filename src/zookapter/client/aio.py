@@ -29,9 +29,14 @@ How it works (Java's ClientCnxn, minus its threads):
   arrives (before any later notification is read), as in Java.
 - A ProtocolError from the core (bad frame, reply out of order) drops the connection; the
   session is then resumed on a new one.
+- With `read_only=True` a server that lost its quorum is accepted (state CONNECTED_RO; it
+  answers writes with NotReadOnlyError). A session it creates is provisional, so later
+  handshakes ask for a new session (watches are kept and re-registered), and meanwhile
+  rwsearch.py probes the other hosts; one answering `rw` gets the session next.
 
 Connection state listeners get ConnectionState values: LOST (initial, session expired or
-client stopped), CONNECTED, SUSPENDED (disconnected, session possibly still alive).
+client stopped), CONNECTED, CONNECTED_RO (read-only server), SUSPENDED (disconnected, session
+possibly still alive).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import logging
 import random
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -69,6 +74,7 @@ from .errors import (
     error_for,
 )
 from .hosts import parse_hosts
+from .rwsearch import find_read_write
 from .watches import Callback, WatchedEvent, WatchKind, WatchRegistry
 from .watchstream import WatchStream
 
@@ -80,8 +86,10 @@ BACKOFF_MIN_S = 0.05
 
 
 class ConnectionState(str, Enum):
-    """kazoo's KazooState."""
+    """kazoo's KazooState, plus CONNECTED_RO (Java's CONNECTEDREADONLY): connected to a
+    server without a quorum, which serves reads and answers writes with NotReadOnlyError."""
     CONNECTED = "CONNECTED"
+    CONNECTED_RO = "CONNECTED_RO"
     SUSPENDED = "SUSPENDED"
     LOST = "LOST"
 
@@ -162,6 +170,10 @@ class AsyncZooKeeper(ZooKeeperApi):
         self.session_passwd = b"\x00" * 16
         self.negotiated_timeout_ms = 0
         self.connected_read_only = False
+        # False while session_id is the provisional id a read-only server gave a new session:
+        # no quorum knows it, so the next handshake asks for a new session instead.
+        self._session_global = False
+        self._rw_server: tuple[str, int] | None = None  # found by the read-write search
         self.state = ConnectionState.LOST
         self._last_zxid = 0
         self._next_xid = 1
@@ -244,7 +256,8 @@ class AsyncZooKeeper(ZooKeeperApi):
 
     @property
     def connected(self) -> bool:
-        return self.state == ConnectionState.CONNECTED
+        """True while requests can be sent (read-only connections included)."""
+        return self.state in (ConnectionState.CONNECTED, ConnectionState.CONNECTED_RO)
 
     @property
     def last_zxid(self) -> int:
@@ -277,19 +290,23 @@ class AsyncZooKeeper(ZooKeeperApi):
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _call(self, op: int, record: Any, watch: tuple[WatchKind, Callback] | None = None
-                    ) -> Any:
+    def _call(self, op: int, record: Any, watch: tuple[WatchKind, Callback] | None = None
+              ) -> Awaitable[Any]:
+        """Send (or queue) a request; return the Future of its decoded reply body. A plain
+        function returning the Future, not a coroutine: every caller awaits it at once, and
+        a coroutine per request would only add a frame to create and resume."""
         if self._run_task is None or self._closing:
             raise ConnectionClosedError("client is not running")
         fut = asyncio.get_running_loop().create_future()
         req = _Request(op, record, fut, watch)
-        if self._live is not None:
-            self._send(self._live, req)
+        live = self._live
+        if live is not None:
+            self._send(live, req)
         elif len(self._queue) >= QUEUED_REQUESTS_MAX:
             raise ConnectionLossError("not connected and the request queue is full")
         else:
             self._queue.append(req)
-        return await fut
+        return fut
 
     def _send(self, conn: _Connection, req: _Request) -> None:
         try:
@@ -402,9 +419,10 @@ class AsyncZooKeeper(ZooKeeperApi):
                 if self._randomize:
                     random.shuffle(hosts)
                 served = False
-                for host, port in hosts:
+                while hosts:
                     if self._closing:
                         return
+                    host, port = self._next_host(hosts)
                     if await self._attempt(host, port):
                         served, backoff = True, 0.0
                         continue
@@ -415,6 +433,16 @@ class AsyncZooKeeper(ZooKeeperApi):
                         f"could not connect to {self._hosts_text()}"))
         except AuthFailedError as e:
             self._fatal(e)
+
+    def _next_host(self, hosts: list[tuple[str, int]]) -> tuple[str, int]:
+        """The next host of this round, or first the read-write server the background search
+        found while the session was on a read-only one."""
+        found, self._rw_server = self._rw_server, None
+        if found is None:
+            return hosts.pop(0)
+        if found in hosts:
+            hosts.remove(found)
+        return found
 
     async def _attempt(self, host: str, port: int) -> bool:
         """One connection: True if a session was established on it (then served until the
@@ -436,29 +464,54 @@ class AsyncZooKeeper(ZooKeeperApi):
             await asyncio.wait_for(loop.create_connection(
                 lambda: conn, host, port, ssl=self._ssl,
                 server_hostname=host if self._ssl is not None else None), wait)
-            conn.write(core.connect_request(int(self.timeout * 1000), self.session_id,
-                                            self.session_passwd, self.last_zxid,
-                                            self.read_only))
+            # A provisional session from a read-only server is not resumed (no quorum knows
+            # it; Java's seenRwServerBefore): ask for a new one, keeping the watches.
+            session_id = self.session_id if self._session_global else 0
+            conn.write(core.connect_request(
+                int(self.timeout * 1000), session_id,
+                self.session_passwd if session_id else b"\x00" * 16, self.last_zxid,
+                self.read_only))
             resp = await asyncio.wait_for(asyncio.shield(conn.handshake), wait)
             if resp.expired:
                 self._session_expired()
                 return True  # try again at once, with a new session
             resumed = self.session_id != 0
-            self.session_id, self.session_passwd = resp.session_id, resp.passwd
-            self.negotiated_timeout_ms = resp.timeout_ms
-            self.connected_read_only = resp.read_only
+            self._adopt_session(resp, session_id)
             await self._authenticate(conn, wait)
             if resumed and len(self._watches):
                 self._resend_watches(conn)
             self._go_live(conn)
-            pinger = loop.create_task(self._pinger(conn))
+            helpers = [loop.create_task(self._pinger(conn))]
+            if resp.read_only:
+                helpers.append(loop.create_task(self._seek_read_write(conn, (host, port))))
             try:
                 await conn.closed
             finally:
-                pinger.cancel()
+                for task in helpers:
+                    task.cancel()
             return True
         finally:
             self._connection_done(conn)
+
+    def _adopt_session(self, resp: ConnectResponse, requested_id: int) -> None:
+        if self.session_id and resp.session_id != self.session_id:
+            log.info("provisional read-only session 0x%x replaced by session 0x%x",
+                     self.session_id, resp.session_id)
+        self.session_id, self.session_passwd = resp.session_id, resp.passwd
+        self.negotiated_timeout_ms = resp.timeout_ms
+        self.connected_read_only = resp.read_only
+        self._session_global = requested_id != 0 or not resp.read_only
+        if resp.read_only and not self.read_only:
+            log.error("a client without read_only=True got connected to a read-only server")
+
+    async def _seek_read_write(self, conn: _Connection, here: tuple[str, int]) -> None:
+        """While connected read-only, look for a read-write server among the other hosts;
+        when one is found, drop this connection: `_run` connects to that one next."""
+        others = [h for h in self.hosts if h != here]
+        if not others:
+            return
+        self._rw_server = await find_read_write(others, self._ssl)
+        conn.abort()
 
     async def _authenticate(self, conn: _Connection, wait: float) -> None:
         waiters = []
@@ -486,13 +539,15 @@ class AsyncZooKeeper(ZooKeeperApi):
         for req in queued:
             if not req.future.done():
                 self._send(conn, req)
-        self._set_state(ConnectionState.CONNECTED)
+        self._set_state(ConnectionState.CONNECTED_RO if self.connected_read_only
+                        else ConnectionState.CONNECTED)
         if self._first_connect is not None and not self._first_connect.done():
             self._first_connect.set_result(None)
 
     def _connection_done(self, conn: _Connection) -> None:
         if self._live is conn:
             self._live = None
+            self.connected_read_only = False
         if self._conn is conn:
             self._conn = None
         conn.abort()
@@ -508,7 +563,8 @@ class AsyncZooKeeper(ZooKeeperApi):
         for fut in conn.auth_waiters:
             _fail_quietly(fut, ConnectionLossError("connection lost"))
         conn.auth_waiters.clear()
-        if not self._closing and self.state == ConnectionState.CONNECTED:
+        if not self._closing and self.state in (ConnectionState.CONNECTED,
+                                                ConnectionState.CONNECTED_RO):
             self._set_state(ConnectionState.SUSPENDED)
 
     async def _pinger(self, conn: _Connection) -> None:

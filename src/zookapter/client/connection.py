@@ -51,6 +51,9 @@ from ..protocol.records import (
 )
 from ..protocol.records import ConnectResponse as ConnectResponseRecord
 from .errors import ProtocolError
+from .fastpath import DECODERS as _FAST_DECODERS
+from .fastpath import ENCODERS as _FAST_ENCODERS
+from .fastpath import request_frame
 
 XID_MAX = 0x7FFFFFFF
 SET_WATCHES_CHUNK_CHARS = 128 * 1024  # Java splits setWatches at ~128 KB of path text
@@ -73,10 +76,12 @@ class ConnectResponse:
 
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reply:
     """The reply to request `xid` (opcode `op`). `body` is the decoded response (see
-    `_DECODERS`) when `err == 0`, else None. `path` is the client path of the request."""
+    `_DECODERS`) when `err == 0`, else None. `path` is the client path of the request.
+    Not frozen: one is built per reply, and a frozen dataclass's __init__ costs four times
+    as much."""
     xid: int
     zxid: int
     err: int
@@ -125,12 +130,6 @@ class ClientInfo(NamedTuple):
 
 # --- the core --------------------------------------------------------------------------------
 
-class _Pending(NamedTuple):
-    xid: int
-    op: int
-    path: str | None
-
-
 AWAIT_CONNECT, OPEN, CLOSED = "AWAIT_CONNECT", "OPEN", "CLOSED"
 
 
@@ -148,8 +147,9 @@ class ClientProtocolCore:
         self.state = AWAIT_CONNECT
         self.last_zxid = 0
         self._next_xid = first_xid if 0 < first_xid <= XID_MAX else 1
-        self._pending: deque[_Pending] = deque()
-        self._buf = bytearray()
+        self._pending: deque[tuple[int, int, str | None]] = deque()  # (xid, op, path)
+        self._buf = bytearray()  # the start of a frame not yet complete
+        self._wanted = 0  # bytes _buf must hold before a frame can complete
         self._connect_sent = False
 
     # -- outbound -------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class ClientProtocolCore:
         return len(self._pending)
 
     def pending_xids(self) -> list[int]:
-        return [p.xid for p in self._pending]
+        return [p[0] for p in self._pending]
 
     def connect_request(self, timeout_ms: int, session_id: int = 0,
                         passwd: bytes | None = None, last_zxid: int = 0,
@@ -181,15 +181,21 @@ class ClientProtocolCore:
 
     def send_request(self, op: int, record: Any = None) -> tuple[int, bytes]:
         """Encode request `op` with body `record` (client paths); return (xid, frame)."""
-        self._require_open("send_request")
-        xid = self._alloc_xid()
-        path = getattr(record, "path", None)
-        w = Writer()
-        w.raw(REQUEST_HEADER.pack(xid, op))
-        if record is not None:
-            _ENCODERS.get(op, _write_plain)(self, w, record)
-        self._pending.append(_Pending(xid, op, path))
-        return xid, _frame(w.buf)
+        if self.state != OPEN:
+            raise ProtocolError(f"send_request in state {self.state}")
+        xid = self._next_xid
+        self._next_xid = 1 if xid >= XID_MAX else xid + 1
+        if record is None:
+            frame: bytes | None = request_frame(xid, op, b"")
+        else:
+            fast = _FAST_ENCODERS.get(type(record)) if op not in _ENCODERS else None
+            frame = fast(self, xid, op, record) if fast is not None else None
+            if frame is None:
+                w = Writer()
+                _ENCODERS.get(op, _write_plain)(self, w, record)
+                frame = request_frame(xid, op, w.buf)
+        self._pending.append((xid, op, getattr(record, "path", None)))
+        return xid, frame
 
     def ping(self) -> bytes:
         self._require_open("ping")
@@ -237,11 +243,6 @@ class ClientProtocolCore:
         SetWatches(zxid, *chunk).write(w, v2)
         return _frame(w.buf)
 
-    def _alloc_xid(self) -> int:
-        xid = self._next_xid
-        self._next_xid = 1 if xid >= XID_MAX else xid + 1
-        return xid
-
     def _require_open(self, what: str) -> None:
         if self.state != OPEN:
             raise ProtocolError(f"{what} in state {self.state}")
@@ -249,40 +250,84 @@ class ClientProtocolCore:
     # -- inbound --------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[Any]:
-        """Feed bytes read from the socket; return the complete events they finish."""
+        """Feed bytes read from the socket; return the complete events they finish.
+
+        Frames are decoded in place (offsets into `data`, no copy per frame); only the tail
+        of an incomplete frame is kept, and it is joined with later data only once enough
+        has arrived to complete a frame, so a large reply read in pieces is copied once."""
         if self.state == CLOSED:
             raise ProtocolError("receive_data on a closed connection")
-        self._buf += data
-        events: list[Any] = []
         buf = self._buf
+        if buf:
+            buf += data
+            if len(buf) < self._wanted:
+                return []
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        events: list[Any] = []
+        size = len(data)
         pos = 0
         try:
-            while len(buf) - pos >= 4:
-                (n,) = INT.unpack_from(buf, pos)
+            while size - pos >= 4:
+                (n,) = INT.unpack_from(data, pos)
                 if n < 0 or n > self.max_frame:
                     raise ProtocolError(f"frame length {n} outside 0..{self.max_frame}")
-                if len(buf) - pos - 4 < n:
+                end = pos + 4 + n
+                if end > size:
                     break
-                events.append(self._frame_event(bytes(buf[pos + 4:pos + 4 + n])))
-                pos += 4 + n
+                events.append(self._frame_event(data, pos + 4, end))
+                pos = end
         except (ProtocolError, JuteError, ValueError) as e:
             self.state = CLOSED
             message = str(e) if isinstance(e, ProtocolError) else f"malformed frame: {e}"
             raise ProtocolError(message, events) from e
         finally:
-            if self.state != CLOSED:
-                del buf[:pos]
+            if self.state != CLOSED and pos < size:
+                buf += memoryview(data)[pos:]
+                self._wanted = 4 + INT.unpack_from(data, pos)[0] if size - pos >= 4 else 4
         return events
 
     def connection_lost(self) -> list[int]:
         """Mark the connection dead; return the xids whose replies will never come."""
         self.state = CLOSED
-        xids = [p.xid for p in self._pending]
+        xids = [p[0] for p in self._pending]
         self._pending.clear()
         self._buf.clear()
         return xids
 
-    def _frame_event(self, frame: bytes) -> Any:
+    def _frame_event(self, data: bytes, start: int, end: int) -> Any:
+        """The event of the frame data[start:end] (its length prefix already stripped)."""
+        if end - start < REPLY_HEADER.size or self.state != OPEN:
+            return self._unusual_frame(data[start:end])
+        xid, zxid, err = REPLY_HEADER.unpack_from(data, start)
+        if xid < 0:
+            return self._unusual_frame(data[start:end])
+        pending = self._pending
+        if not pending:
+            raise ProtocolError(f"reply for xid {xid} with no request outstanding")
+        head_xid, op, path = pending[0]
+        if head_xid != xid:
+            raise ProtocolError(f"reply xid {xid} out of order: expected {head_xid}")
+        pending.popleft()
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        body = None
+        if err == 0:
+            fast = _FAST_DECODERS.get(op)
+            if fast is not None:
+                body = fast(data, start + REPLY_HEADER.size, end)
+            else:
+                decode = _DECODERS.get(op)
+                if decode is not None:
+                    body = decode(self, Reader(data[start:end], REPLY_HEADER.size,
+                                               max_len=self.max_frame))
+        return Reply(xid, zxid, err, op, body, path)
+
+    def _unusual_frame(self, frame: bytes) -> Any:
+        """Everything but a normal reply: the handshake, notifications, pings, auth and
+        setWatches replies, and the malformed frames."""
         if self.state == AWAIT_CONNECT:
             if not self._connect_sent:
                 raise ProtocolError("data received before the ConnectRequest was sent")
@@ -304,21 +349,9 @@ class ClientProtocolCore:
         if xid == XID_SET_WATCHES:
             self._see_zxid(zxid)
             return SetWatchesReply(zxid, err)
-        return self._reply(xid, zxid, err, r)
-
-    def _reply(self, xid: int, zxid: int, err: int, r: Reader) -> Reply:
         if not self._pending:
             raise ProtocolError(f"reply for xid {xid} with no request outstanding")
-        head = self._pending[0]
-        if head.xid != xid:
-            raise ProtocolError(f"reply xid {xid} out of order: expected {head.xid}")
-        self._pending.popleft()
-        self._see_zxid(zxid)
-        body = None
-        if err == 0:
-            decode = _DECODERS.get(head.op)
-            body = decode(self, r) if decode is not None else None
-        return Reply(xid, zxid, err, head.op, body, head.path)
+        raise ProtocolError(f"reply xid {xid} out of order: expected {self._pending[0][0]}")
 
     def _see_zxid(self, zxid: int) -> None:
         if zxid > self.last_zxid:
