@@ -10,7 +10,7 @@ from zookapter.protocol.txns import CreateTxn, Txn
 from zookapter.quorum.channel import QuorumChannel
 from zookapter.quorum.packets import PacketType, QuorumPacket
 from zookapter.server.datatree import DataTree
-from zookapter.storage.snapshot import serialize_wire_snapshot
+from zookapter.storage.snapshot import parse_wire_snapshot, serialize_wire_snapshot
 
 
 def _tree(n: int) -> DataTree:
@@ -21,6 +21,12 @@ def _tree(n: int) -> DataTree:
     return tree
 
 
+def _parsed(body: bytes) -> tuple[int, dict[int, int]]:
+    tree, sessions, end = parse_wire_snapshot(body, signed=False)
+    assert end == len(body)
+    return len(tree.nodes), sessions
+
+
 async def _pair():
     got: list = []
     closed = asyncio.Event()
@@ -28,7 +34,7 @@ async def _pair():
 
     def factory() -> QuorumChannel:
         return QuorumChannel(lambda ch, p: got.append(("pkt", p.type, p.zxid)),
-                             lambda ch, t, s: got.append(("snap", len(t.nodes), s)),
+                             lambda ch, b: got.append(("snap", *_parsed(b))),
                              lambda ch: closed.set())
 
     server = await loop.create_server(factory, "127.0.0.1", 0)

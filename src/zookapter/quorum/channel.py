@@ -3,8 +3,9 @@
 The stream carries back-to-back QuorumPackets with no framing beyond their own jute layout,
 except right after a SNAP packet, where the leader writes a raw snapshot and its signature
 (see snapstream.py). `QuorumChannel` splits the stream into `on_packet(channel, packet)`
-calls and, for a SNAP sync, one `on_snapshot(channel, tree, sessions)` call between the SNAP
-packet and the packets that follow it. Undecodable input closes the connection with a log
+calls and, for a SNAP sync, one `on_snapshot(channel, body)` call between the SNAP packet and
+the packets that follow it (`body`: the snapshot without its checked signature, for
+`storage.snapshot.parse_wire_snapshot(body, signed=False)`). Undecodable input closes the connection with a log
 line; `on_closed(channel)` is called exactly once however the connection ends.
 
 Writes are buffered by the transport; `paused` tells the shell that the peer is not reading
@@ -20,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..protocol.jute import JuteError
-from ..storage.snapshot import SnapshotError, parse_wire_snapshot
-from .packets import PacketDecoder, PacketError, PacketType, QuorumPacket
+from ..storage.snapshot import WIRE_SIGNATURE_BYTES, SnapshotError
+from .packets import PacketDecoder, PacketError, QuorumPacket
 from .snapstream import SnapshotScanner, SnapshotStreamError
 
 log = logging.getLogger("zookapter.quorum")
@@ -31,7 +32,7 @@ class QuorumChannel(asyncio.Protocol):
     """See the module docstring. `peer` is free for the shell (e.g. the learner's sid)."""
 
     def __init__(self, on_packet: Callable[[QuorumChannel, QuorumPacket], None],
-                 on_snapshot: Callable[[QuorumChannel, Any, dict[int, int]], None],
+                 on_snapshot: Callable[[QuorumChannel, bytes], None],
                  on_closed: Callable[[QuorumChannel], None]) -> None:
         self.on_packet = on_packet
         self.on_snapshot = on_snapshot
@@ -82,8 +83,10 @@ class QuorumChannel(asyncio.Protocol):
                     return
                 buf = self.scanner.buf
                 self.scanner = None
-                tree, sessions, _ = parse_wire_snapshot(bytes(buf[:end]))
-                self.on_snapshot(self, tree, sessions)
+                sig = len(WIRE_SIGNATURE_BYTES)
+                if bytes(buf[end - sig:end]) != WIRE_SIGNATURE_BYTES:
+                    raise SnapshotError("SNAP sync without the BenWasHere signature")
+                self.on_snapshot(self, bytes(buf[:end - sig]))
                 data = bytes(buf[end:])
                 continue
             for pkt in self.decoder.feed(data):

@@ -68,6 +68,7 @@ ZXID_DIGEST = struct.Struct(">qiq")
 _SYSTEM_OPEN_PATHS = frozenset(("/", ZOOKEEPER_PATH, QUOTA_PATH))
 _MAX_LEN = 1 << 31
 WIRE_SIGNATURE = "BenWasHere"  # ends a SNAP sync on the quorum wire
+WIRE_SIGNATURE_BYTES = struct.pack(">i", len(WIRE_SIGNATURE)) + WIRE_SIGNATURE.encode()
 
 
 class SnapshotError(IOError):
@@ -413,17 +414,18 @@ def _read_body(buf: bytes, r: Reader) -> tuple[dict[int, int], DataTree, AclCach
     return sessions, tree, cache, used
 
 
-def parse_wire_snapshot(buf: bytes | bytearray | memoryview, pos: int = 0
-                        ) -> tuple[DataTree, dict[int, int], int]:
-    """Read a SNAP sync's snapshot body and signature starting at `pos`: (tree, sessions,
-    position after the signature). Raises JuteError while `buf` is still incomplete and
-    SnapshotError if the stream is not a snapshot. The caller sets the tree's
-    lastProcessedZxid from the SNAP packet's zxid."""
+def parse_wire_snapshot(buf: bytes | bytearray | memoryview, pos: int = 0, *,
+                        signed: bool = True) -> tuple[DataTree, dict[int, int], int]:
+    """Read a SNAP sync's snapshot body (and, if `signed`, the signature after it) starting
+    at `pos`: (tree, sessions, position after what was read). Raises JuteError while `buf`
+    is still incomplete and SnapshotError if the stream is not a snapshot. The caller sets
+    the tree's lastProcessedZxid from the SNAP packet's zxid."""
     r = Reader(buf, pos, max_len=_MAX_LEN)
     sessions, tree, cache, used = _read_body(buf, r)  # type: ignore[arg-type]
-    signature = r.ustring()
-    if signature != WIRE_SIGNATURE:
-        raise SnapshotError(f"missing signature after the snapshot: {signature!r}")
+    if signed:
+        signature = r.ustring()
+        if signature != WIRE_SIGNATURE:
+            raise SnapshotError(f"missing signature after the snapshot: {signature!r}")
     cache.retain(used)
     _setup_quotas(tree)
     return tree, sessions, r.pos
