@@ -77,9 +77,10 @@ class InstantZab:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.leader = LeaderCore(CoreConfig(tick_time=2000, server_id=1), clock, persister=self)
+        self.leader = LeaderCore(CoreConfig(tick_time=2000, server_id=1), clock)
+        self.leader.propose = self.propose
         self.learners: list[LearnerCore] = []
-        self.batches: list[tuple[list[Txn], Callable[[], None]]] = []
+        self.batches: list[list[Txn]] = []
         self.forwarded: list[tuple[LearnerCore, ForwardedRequest, list[Id]]] = []
 
     def learner(self, sid: int) -> LearnerCore:
@@ -90,9 +91,9 @@ class InstantZab:
         self.learners.append(core)
         return core
 
-    # Persister (leader side)
-    def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
-        self.batches.append((txns, done))
+    # The leader's broadcast: commits happen in pump()
+    def propose(self, txns: list[Txn]) -> None:
+        self.batches.append(txns)
 
     def pump(self) -> None:
         """Deliver forwarded requests to the leader, then commit everything everywhere."""
@@ -105,8 +106,10 @@ class InstantZab:
                     self.leader.submit_forwarded(req, ids)
             self.leader.flush()
             batches, self.batches = self.batches, []
-            for txns, done in batches:
-                done()
+            for txns in batches:
+                # commit in two steps: part of a batch may commit first
+                self.leader.commit_upto(txns[0].zxid)
+                self.leader.commit_upto(txns[-1].zxid)
                 for lc in self.learners:
                     for t in txns:
                         lc.apply_committed(t)

@@ -43,7 +43,34 @@ _TIMEOUT = struct.Struct(">i")  # a forwarded createSession's body: the negotiat
 
 
 class LeaderCore(ServerCore):
-    """The leader's server core: local clients as standalone, plus the learners' requests."""
+    """The leader's server core: local clients as standalone, plus the learners' requests.
+
+    Batches of prepped txns go to `propose` (set by the quorum shell: the ZAB broadcast)
+    instead of a persister, and `commit_upto(zxid)` applies them as the quorum commits them,
+    possibly part of a batch at a time."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.propose: Callable[[list[Txn]], None] = _no_quorum
+        self._proposed: deque[tuple[Txn, ConnectionLike | None, Pending | None]] = deque()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        batch = self._unpersisted
+        if not batch:
+            return
+        self._unpersisted = []
+        self._in_flight += len(batch)
+        self._proposed.extend(batch)
+        self.propose([t for t, _, _ in batch])
+
+    def commit_upto(self, zxid: int) -> None:
+        """Apply (and answer) every proposed txn up to `zxid`, which the quorum committed."""
+        done = []
+        while self._proposed and self._proposed[0][0].zxid <= zxid:
+            done.append(self._proposed.popleft())
+        if done:
+            self.committed(done)
 
     def submit_forwarded(self, req: ForwardedRequest, auth_ids: list[Id]) -> None:
         """Prep one request a learner forwarded (sync is the quorum layer's business)."""
@@ -79,6 +106,10 @@ class LeaderCore(ServerCore):
             return False
         s.timeout_ms = timeout_ms
         return self.sessions.touch(session_id, self.clock())
+
+
+def _no_quorum(txns: list[Txn]) -> None:
+    raise AssertionError("LeaderCore.propose was not connected to the quorum")
 
 
 class Forwarder(Protocol):
