@@ -1,5 +1,6 @@
 """Command line: `zookapter server [CONFIG] [-Dname=value ...]`, `zookapter version`, and the
-storage tools `zookapter purge`, `zookapter txnlog`, `zookapter snapshot`."""
+storage tools `zookapter purge`, `zookapter txnlog`, `zookapter snapshot`, and `zookapter shell`
+(zkCli.sh; ops/shell.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def _split_defines(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _run_server(config_path: str | None, props: dict[str, str]) -> int:
+    from .ops.http import StartupError
     from .server.config import ConfigError, load_config
     from .server.standalone import StandaloneServer
     try:
@@ -40,8 +42,17 @@ def _run_server(config_path: str | None, props: dict[str, str]) -> int:
         cfg.client_port = 2181
         cfg.client_port_address = "127.0.0.1"
 
+    from .quorum.config import ConfigError as QuorumConfigError
+    from .quorum.shell import QuorumServer, quorum_config_for
+    try:
+        qcfg = quorum_config_for(cfg)
+    except (QuorumConfigError, OSError) as e:
+        logging.getLogger("zookapter").error("invalid ensemble configuration: %s", e)
+        return 2
+
     async def main() -> None:
-        server = StandaloneServer(cfg)
+        server: StandaloneServer | QuorumServer = \
+            StandaloneServer(cfg) if qcfg is None else QuorumServer(cfg, qcfg)
         await server.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,7 +63,12 @@ def _run_server(config_path: str | None, props: dict[str, str]) -> int:
 
     _install_uvloop()
     _tune_gc()
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupError as e:
+        # ZooKeeper exits too: 4 for the AdminServer, 1 for the metrics provider
+        logging.getLogger("zookapter").error("%s, exiting abnormally", e)
+        return e.exit_code
     return 0
 
 
@@ -204,6 +220,9 @@ def _run_snapshot(path: str, as_json: bool, with_data: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "shell":  # zkCli-style words (-server, create -e ...): no argparse
+        from .ops.shell import main as shell_main
+        return shell_main(argv[1:])
     argv, props = _split_defines(argv)
     parser = argparse.ArgumentParser(prog="zookapter", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -213,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                               "-Dname=value sets Java-style system properties.")
     p_server.add_argument("config", nargs="?", help="zoo.cfg path")
     sub.add_parser("version", help="print the version")
+    sub.add_parser("shell", help="a ZooKeeper shell compatible with zkCli.sh "
+                   "(see `zookapter shell --help`)", add_help=False)
     p_purge = sub.add_parser(
         "purge", help="delete old snapshots and txn logs (zkCleanup.sh)",
         description="Keep the COUNT newest snapshots and the txn logs needed to replay from "

@@ -1,0 +1,701 @@
+"""A zookapter server in an ensemble: the asyncio shell around the Zab core (`QuorumPeer`).
+
+`QuorumServer` owns everything with side effects, and nothing else:
+
+- disk: the dataDir (snapshots, txn log with group commit, acceptedEpoch/currentEpoch);
+- the election port (`ElectionConnections`), the quorum port while leading (learners'
+  `QuorumChannel`s), the connection to the leader while following or observing;
+- the client port, served by a `LeaderCore` or `LearnerCore` (server/roles.py) while the
+  peer is serving, and refused (4lw still answered) while it is not;
+- the wall clock and one timer that calls `peer.tick` at the core's next deadline.
+
+Events go into the core one at a time (`_step`); the actions it returns are carried out in
+order, which is the contract zab_events.py spells out: sends keep their order per peer,
+`Persist` completions come back in order, and Apply/Truncate/LoadSnapshot/TakeSnapshot/
+PersistEpoch are done before the next action runs. Actions that produce events (a leader
+answering REVALIDATE) queue them behind the current batch.
+
+Client connections are closed whenever the role changes, as ZooKeeper shuts its
+ZooKeeperServer down and builds a new one for the next role over the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from ..ops import fourletter
+from ..protocol.txns import Txn
+from ..server.acl import AuthProviders
+from ..server.config import ServerConfig, parse_properties
+from ..server.connection import ClientConnection
+from ..server.core import CoreConfig, ServerCore
+from ..server.roles import LeaderCore, LearnerCore
+from ..server.sasl import SaslServerFactory
+from ..server.standalone import wall_clock_ms
+from ..storage.database import Database
+from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch, write_epoch
+from ..storage.persister import TxnLogPersister
+from ..storage.snapshot import find_snapshots, parse_wire_snapshot, serialize_wire_snapshot
+from ..storage.txnlog import iter_log, log_files, truncate_log
+from .channel import QuorumChannel
+from .cnxmanager import ElectionConnections
+from .config import QuorumPeerConfig, parse_quorum_peer_config
+from .election_wire import ServerState
+from .packets import LearnerInfo, PacketType, QuorumPacket
+from .peer import QuorumPeer, ZabConfig
+from .zab_events import (
+    Apply,
+    Connect,
+    ConnectionDown,
+    ConnectionUp,
+    Disconnect,
+    Event,
+    Forward,
+    LearnerRequest,
+    LearnerSync,
+    LoadSnapshot,
+    NewerConfig,
+    PacketIn,
+    Persist,
+    Persisted,
+    PersistEpoch,
+    Proposal,
+    Propose,
+    Revalidate,
+    RevalidateReply,
+    RevalidateResult,
+    RevalidateSession,
+    RoleChanged,
+    Send,
+    SendSnapshot,
+    SendVote,
+    StartServing,
+    SyncReply,
+    TakeSnapshot,
+    TouchSessions,
+    Truncate,
+    VoteIn,
+)
+
+log = logging.getLogger("zookapter.quorum")
+
+CONNECT_TIMEOUT_S = 5.0
+RECENT_TXNS = 500  # committed txns handed to the core for DIFF syncs (commitLogCount)
+
+
+class _NotServing(ServerCore):
+    """The core behind client connections while the peer is not serving: ZooKeeper closes
+    them ("ZooKeeperServer not running") but still answers four-letter words."""
+
+    def connect(self, conn, req) -> bool:  # type: ignore[no-untyped-def]
+        log.info("refusing a client session: this server is not serving (no quorum)")
+        return False
+
+
+class QuorumServer:
+    """One ensemble member; see the module docstring."""
+
+    def __init__(self, config: ServerConfig, qcfg: QuorumPeerConfig,
+                 clock: Callable[[], int] = wall_clock_ms) -> None:
+        assert qcfg.my_id is not None and qcfg.me is not None
+        self.config = config
+        self.qcfg = qcfg
+        self.my_id = qcfg.my_id
+        self.clock = clock
+        self.database: Database | None = None
+        self.persister: TxnLogPersister | None = None
+        self.tree = None  # type: ignore[assignment]
+        self.sessions: dict[int, int] = {}
+        self.peer: QuorumPeer | None = None
+        self.election: ElectionConnections | None = None
+        self.core: LeaderCore | LearnerCore | None = None
+        self.idle_core: ServerCore | None = None
+        self.state = ServerState.LOOKING
+        self.leader_id: int | None = None
+        self.port: int | None = None
+        self.secure_port: int | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.per_ip: dict[str, int] = {}
+        self.stopped = asyncio.Event()
+        self._learners: dict[int, QuorumChannel] = {}
+        self._leader_channel: QuorumChannel | None = None
+        self._quorum_server: asyncio.base_events.Server | None = None
+        self._events: deque[Event] = deque()
+        self._stepping = False
+        self._revalidating: dict[int, deque[Callable[[bool], None]]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        cfg = self.config
+        self.database = database = Database(cfg.data_dir, cfg.data_log_dir,
+                                            snap_count=cfg.snap_count,
+                                            force_sync=cfg.force_sync,
+                                            prealloc_size_kb=cfg.prealloc_size_kb)
+        loaded = database.load()
+        self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
+        self.persister = database.open_log(loop, self._fatal)
+        version_dir = database.snap_dir
+        last = self.tree.last_processed_zxid
+        self.peer = QuorumPeer(
+            self.my_id, ZabConfig.from_peer_config(self.qcfg), last_zxid=last,
+            accepted_epoch=read_epoch(version_dir, ACCEPTED_EPOCH),
+            current_epoch=read_epoch(version_dir, CURRENT_EPOCH),
+            recent=self._recent_proposals(loaded.snapshot_zxid), host=self)
+        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        await self._listen_clients()
+        me = self.qcfg.me
+        assert me is not None
+        peers = {sid: m.election_addrs[0] for sid, m in self.qcfg.verifier.members.items()
+                 if sid != self.my_id}
+        self.election = ElectionConnections(self.my_id, me.election_addrs[0], peers,
+                                            lambda sid, n: self._step(VoteIn(sid, n)))
+        await self.election.start("0.0.0.0" if self.qcfg.quorum_listen_on_all_ips else None)
+        self._run(self.peer.start(self.clock()))
+        self._tasks.append(loop.create_task(self._ticker()))
+        self._tasks.append(loop.create_task(self._session_ticker()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        self._close_clients()
+        for srv in self.servers:
+            srv.close()
+        if self._quorum_server is not None:
+            self._quorum_server.close()
+        for ch in list(self._learners.values()):
+            ch.close()
+        if self._leader_channel is not None:
+            self._leader_channel.close()
+        if self.election is not None:
+            await self.election.stop()
+        if self.database is not None:
+            self.database.close()
+            self.database = None
+        self.stopped.set()
+
+    def _fatal(self, exc: BaseException) -> None:
+        log.critical("stopping: the txn log cannot be written (%s)", exc)
+        self.stopped.set()
+
+    def _core_config(self) -> CoreConfig:
+        cfg = self.config
+        return CoreConfig(tick_time=cfg.tick_time, min_session_timeout=cfg.min_timeout,
+                          max_session_timeout=cfg.max_timeout,
+                          extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
+                          enforce_quota=cfg.enforce_quota, server_id=self.my_id,
+                          jute_maxbuffer=cfg.jute_maxbuffer)
+
+    def _recent_proposals(self, snapshot_zxid: int) -> list[Proposal]:
+        """The last committed txns from the log, for DIFF syncs without reading the disk."""
+        assert self.database is not None
+        recent: deque[Proposal] = deque(maxlen=RECENT_TXNS)
+        for entry in iter_log(self.database.log_dir, snapshot_zxid + 1):
+            if entry.digest is not None:
+                entry.txn.digest = entry.digest[1]
+            recent.append(Proposal.of(entry.txn))
+        return list(recent)
+
+    # --- the core ------------------------------------------------------------------------
+
+    def _step(self, event: Event) -> None:
+        """Feed one event; events raised while carrying out actions wait their turn."""
+        self._events.append(event)
+        if self._stepping or self.peer is None:
+            return
+        self._stepping = True
+        try:
+            while self._events:
+                self._run(self.peer.step(self._events.popleft(), self.clock()))
+        finally:
+            self._stepping = False
+        self._wakeup.set()
+
+    def _run(self, actions: list) -> None:
+        for action in actions:
+            try:
+                self._do(action)
+            except Exception:
+                log.exception("carrying out %s failed", type(action).__name__)
+                raise
+
+    def _do(self, a: object) -> None:  # noqa: C901 - one dispatch table, flat on purpose
+        if isinstance(a, SendVote):
+            assert self.election is not None
+            self.election.send(a.to, a.notification)
+        elif isinstance(a, Send):
+            ch = self._channel(a.to)
+            if ch is not None:
+                ch.send(a.packet)
+        elif isinstance(a, SendSnapshot):
+            self._send_snapshot(a)
+        elif isinstance(a, Persist):
+            assert self.persister is not None
+            token = a.token
+            self.persister.persist([p.txn for p in a.proposals],
+                                   lambda: self._step(Persisted(token)))
+        elif isinstance(a, Apply):
+            self._apply(a)
+        elif isinstance(a, Connect):
+            assert self._loop is not None
+            self._loop.create_task(self._connect_leader(a.sid))
+        elif isinstance(a, Disconnect):
+            ch = self._channel(a.sid)
+            if ch is not None:
+                ch.peer = None  # no ConnectionDown for a close the core asked for
+                ch.close()
+        elif isinstance(a, RoleChanged):
+            self._role_changed(a)
+        elif isinstance(a, StartServing):
+            self._start_serving(a)
+        elif isinstance(a, PersistEpoch):
+            self._persist_epoch(a)
+        elif isinstance(a, Truncate):
+            self._truncate(a.zxid)
+        elif isinstance(a, LoadSnapshot):
+            self._load_snapshot(a)
+        elif isinstance(a, TakeSnapshot):
+            assert self.database is not None
+            self.database.snapshot_sync(self.tree, self._session_table())
+        elif isinstance(a, LearnerRequest):
+            self._learner_request(a)
+        elif isinstance(a, TouchSessions):
+            if isinstance(self.core, LeaderCore):
+                self.core.touch_remote(list(a.touches))
+        elif isinstance(a, Revalidate):
+            valid = isinstance(self.core, LeaderCore) and \
+                self.core.revalidate(a.session_id, a.timeout_ms)
+            self._events.append(RevalidateReply(a.sid, a.session_id, valid))
+        elif isinstance(a, RevalidateResult):
+            waiting = self._revalidating.get(a.session_id)
+            if waiting:
+                waiting.popleft()(a.valid)
+        elif isinstance(a, SyncReply):
+            if isinstance(self.core, LearnerCore):
+                self.core.sync_done()
+        elif isinstance(a, NewerConfig):
+            log.info("peer %d runs a newer config; reconfig is not supported", a.sender)
+        else:
+            raise AssertionError(f"unknown action {a!r}")
+
+    # --- ZabHost: queries from the core -----------------------------------------------------
+
+    def snapshot_size(self) -> int:
+        assert self.database is not None
+        snaps = find_snapshots(self.database.snap_dir, 1)
+        return snaps[0].stat().st_size if snaps else 0
+
+    def read_log(self, start_zxid: int, end_zxid: int, size_limit: int) -> list[Proposal]:
+        assert self.database is not None
+        files = log_files(self.database.log_dir, start_zxid)
+        if size_limit > 0 and sum(f.stat().st_size for f in files) > size_limit:
+            return []
+        out: list[Proposal] = []
+        for entry in iter_log(self.database.log_dir, start_zxid):
+            if not out and entry.txn.zxid != start_zxid:
+                return []
+            if entry.txn.zxid > end_zxid:
+                break
+            if entry.digest is not None:
+                entry.txn.digest = entry.digest[1]
+            out.append(Proposal.of(entry.txn))
+        return out
+
+    def touched_sessions(self) -> list[tuple[int, int]]:
+        if isinstance(self.core, LearnerCore):
+            return self.core.take_touches()
+        return []
+
+    # --- applying --------------------------------------------------------------------------
+
+    def _apply(self, a: Apply) -> None:
+        core = self.core
+        if isinstance(core, LeaderCore) and not a.recovered:
+            core.commit_upto(a.proposals[-1].zxid)
+        elif isinstance(core, LearnerCore) and not a.recovered:
+            for p in a.proposals:
+                core.apply_committed(p.txn)
+        else:
+            for p in a.proposals:
+                self._apply_quietly(p.txn)
+        assert self.database is not None
+        self.database.logged(len(a.proposals), self.tree, self._session_table,
+                             self._loop, self._applied_digest)  # type: ignore[arg-type]
+
+    def _apply_quietly(self, txn: Txn) -> None:
+        """A txn applied with no server core (recovery between roles): tree and sessions."""
+        if txn.zxid <= self.tree.last_processed_zxid:
+            return
+        self.tree.apply(txn)
+        from ..protocol.consts import Op
+        if txn.type == Op.CREATE_SESSION:
+            self.sessions[txn.session_id] = txn.record.timeOut  # type: ignore[union-attr]
+        elif txn.type == Op.CLOSE_SESSION:
+            self.sessions.pop(txn.session_id, None)
+
+    def _applied_digest(self) -> tuple[int, int] | None:
+        return None if self.core is None else self.core.applied_digest()
+
+    def _session_table(self) -> dict[int, int]:
+        if self.core is not None:
+            return {sid: s.timeout_ms for sid, s in self.core.sessions.sessions.items()}
+        return dict(self.sessions)
+
+    # --- roles -------------------------------------------------------------------------------
+
+    def _role_changed(self, a: RoleChanged) -> None:
+        log.info("server %d: %s (leader %s)", self.my_id, a.state.name, a.leader)
+        if self.core is not None:
+            self.sessions = self._session_table()
+            self.core = None
+        self._close_clients()
+        if self.state == ServerState.LEADING and a.state != ServerState.LEADING:
+            self._stop_leading()
+        if a.state == ServerState.LOOKING and self._leader_channel is not None:
+            ch, self._leader_channel = self._leader_channel, None
+            ch.peer = None
+            ch.close()
+        self.state, self.leader_id = a.state, a.leader
+        if a.state == ServerState.LEADING:
+            assert self._loop is not None
+            self._loop.create_task(self._start_leading())
+
+    def _start_serving(self, a: StartServing) -> None:
+        now = self.clock()
+        if a.state == ServerState.LEADING:
+            self.tree.last_processed_zxid = a.zxid
+            core: LeaderCore | LearnerCore = LeaderCore(
+                self._core_config(), self.clock, schedule=self._loop.call_soon,  # type: ignore[union-attr]
+                tree=self.tree)
+            core.propose = lambda txns: self._step(Propose(tuple(txns)))
+        else:
+            core = LearnerCore(self._core_config(), self.clock,
+                               schedule=self._loop.call_soon,  # type: ignore[union-attr]
+                               tree=self.tree, forwarder=self)
+        core.next_zxid = a.zxid + 1
+        for sid, timeout in self.sessions.items():
+            core.sessions.add(sid, timeout, now)
+        cfg = self.config
+        core.auth_providers = AuthProviders(
+            cfg.super_digest, cfg.prop("zookeeper.DigestAuthenticationProvider.digestAlg",
+                                       "SHA1") or "SHA1",
+            (cfg.prop("zookeeper.DigestAuthenticationProvider.enabled", "true") or "true")
+            .lower() != "false")
+        core.sasl = SaslServerFactory(cfg.props)
+        core.server = self  # type: ignore[attr-defined]
+        self.core = core
+        log.info("server %d serving clients as %s at zxid 0x%x", self.my_id, a.state.name,
+                 a.zxid)
+
+    def _learner_request(self, a: LearnerRequest) -> None:
+        if not isinstance(self.core, LeaderCore):
+            return
+        from ..protocol.consts import Op
+        if a.request.type == Op.SYNC:
+            self.core.flush()  # the sync follows every write prepped before it
+            self._events.append(LearnerSync(a.sid))
+        else:
+            self.core.submit_forwarded(a.request, list(a.authinfo or ()))
+
+    # Forwarder (LearnerCore -> the core)
+    def forward(self, req, auth_ids) -> None:  # type: ignore[no-untyped-def]
+        self._step(Forward(req, tuple(auth_ids)))
+
+    def revalidate(self, session_id: int, timeout_ms: int,
+                   done: Callable[[bool], None]) -> None:
+        self._revalidating.setdefault(session_id, deque()).append(done)
+        self._step(RevalidateSession(session_id, timeout_ms))
+
+    # --- disk ----------------------------------------------------------------------------------
+
+    def _persist_epoch(self, a: PersistEpoch) -> None:
+        assert self.database is not None
+        d = self.database.snap_dir
+        if a.accepted is not None:
+            write_epoch(d, ACCEPTED_EPOCH, a.accepted)
+        if a.current is not None:
+            write_epoch(d, CURRENT_EPOCH, a.current)
+
+    def _reopen_log(self) -> None:
+        assert self.database is not None and self._loop is not None
+        if self.persister is not None:
+            self.persister.close()
+        self.persister = self.database.open_log(self._loop, self._fatal)
+
+    def _truncate(self, zxid: int) -> None:
+        """TRUNC: drop the txns after `zxid` and reload the state from disk."""
+        assert self.database is not None
+        if self.persister is not None:
+            self.persister.close()
+            self.persister = None
+        if not truncate_log(self.database.log_dir, zxid):
+            log.critical("cannot truncate the txn log to 0x%x: no log reaches back", zxid)
+            self.stopped.set()
+            return
+        for snap in find_snapshots(self.database.snap_dir):
+            if _snapshot_zxid(snap) > zxid:
+                snap.unlink()
+        loaded = self.database.load()
+        self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
+        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        self._reopen_log()
+
+    def _load_snapshot(self, a: LoadSnapshot) -> None:
+        """SNAP: the leader's state replaces ours; our later history is dropped."""
+        assert self.database is not None
+        tree, sessions, _ = parse_wire_snapshot(a.body, signed=False)
+        tree.last_processed_zxid = a.zxid
+        self.tree, self.sessions = tree, sessions
+        if self.persister is not None:
+            self.persister.close()
+            self.persister = None
+        if not truncate_log(self.database.log_dir, a.zxid):
+            for f in log_files(self.database.log_dir, -(1 << 63)):
+                f.unlink()
+        for snap in find_snapshots(self.database.snap_dir):
+            if _snapshot_zxid(snap) > a.zxid:
+                snap.unlink()
+        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        self._reopen_log()
+        log.info("loaded the leader's snapshot at zxid 0x%x", a.zxid)
+
+    # --- quorum connections --------------------------------------------------------------
+
+    def _channel(self, sid: int) -> QuorumChannel | None:
+        if self.state == ServerState.LEADING:
+            return self._learners.get(sid)
+        ch = self._leader_channel
+        return ch if ch is not None and ch.peer == sid else None
+
+    def _send_snapshot(self, a: SendSnapshot) -> None:
+        ch = self._learners.get(a.to)
+        if ch is None:
+            return
+        assert self.tree.last_processed_zxid == a.zxid, "SNAP of a state not at its zxid"
+        ch.send(QuorumPacket(PacketType.SNAP, a.zxid))
+        ch.send_raw(serialize_wire_snapshot(self.tree, self._session_table()))
+
+    async def _start_leading(self) -> None:
+        me = self.qcfg.me
+        assert me is not None and self._loop is not None
+        host, port = me.quorum_addrs[0]
+        if self.qcfg.quorum_listen_on_all_ips:
+            host = "0.0.0.0"
+        try:
+            self._quorum_server = await self._loop.create_server(
+                self._learner_channel, host, port, reuse_address=True)
+        except OSError as e:
+            log.error("cannot listen on the quorum port %s:%d: %s", host, port, e)
+
+    def _stop_leading(self) -> None:
+        if self._quorum_server is not None:
+            self._quorum_server.close()
+            self._quorum_server = None
+        for ch in list(self._learners.values()):
+            ch.peer = None
+            ch.close()
+        self._learners.clear()
+
+    def _learner_channel(self) -> QuorumChannel:
+        return QuorumChannel(self._from_learner, lambda ch, body: None, self._learner_closed)
+
+    def _from_learner(self, ch: QuorumChannel, pkt: QuorumPacket) -> None:
+        if ch.peer is None:
+            if pkt.type not in (PacketType.FOLLOWERINFO, PacketType.OBSERVERINFO):
+                log.warning("first packet from a learner is %s; closing", pkt.name)
+                ch.close()
+                return
+            sid = LearnerInfo.decode(pkt.data or b"").sid
+            old = self._learners.get(sid)
+            if old is not None:
+                old.peer = None
+                old.close()
+                self._events.append(ConnectionDown(sid))
+            ch.peer = sid
+            self._learners[sid] = ch
+        self._step(PacketIn(ch.peer, pkt))
+
+    def _learner_closed(self, ch: QuorumChannel) -> None:
+        sid = ch.peer
+        if sid is not None and self._learners.get(sid) is ch:
+            del self._learners[sid]
+            self._step(ConnectionDown(sid))
+
+    async def _connect_leader(self, sid: int) -> None:
+        assert self._loop is not None
+        member = self.qcfg.verifier.members.get(sid)
+        snap_body: list[bytes] = []
+
+        def on_packet(ch: QuorumChannel, pkt: QuorumPacket) -> None:
+            if pkt.type == PacketType.SNAP:
+                snap_body.clear()
+                ch.pending_snap = pkt  # type: ignore[attr-defined]
+                return
+            self._step(PacketIn(sid, pkt))
+
+        def on_snapshot(ch: QuorumChannel, body: bytes) -> None:
+            snap = getattr(ch, "pending_snap", None)
+            ch.pending_snap = None  # type: ignore[attr-defined]
+            if snap is not None:
+                self._step(PacketIn(sid, snap, body))
+
+        def on_closed(ch: QuorumChannel) -> None:
+            if self._leader_channel is ch:
+                self._leader_channel = None
+            if ch.peer is not None:
+                self._step(ConnectionDown(sid))
+
+        if member is None:
+            self._step(ConnectionDown(sid))
+            return
+        host, port = member.quorum_addrs[0]
+        try:
+            _, ch = await asyncio.wait_for(self._loop.create_connection(
+                lambda: QuorumChannel(on_packet, on_snapshot, on_closed), host, port),
+                CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as e:
+            log.info("cannot connect to leader %d at %s:%d: %s", sid, host, port, e)
+            self._step(ConnectionDown(sid))
+            return
+        ch.peer = sid
+        if self._leader_channel is not None:
+            old, self._leader_channel = self._leader_channel, None
+            old.peer = None
+            old.close()
+        self._leader_channel = ch
+        self._step(ConnectionUp(sid))
+
+    # --- timers ------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        """Call peer.tick at its next deadline (at least every 50 ms)."""
+        assert self.peer is not None
+        while True:
+            self._wakeup.clear()
+            deadline = self.peer.next_deadline_ms
+            wait = 0.05 if deadline is None else \
+                min(0.05, max(0.0, (deadline - self.clock()) / 1000.0))
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), wait)
+                continue
+            except TimeoutError:
+                pass
+            if not self._stepping:
+                self._stepping = True
+                try:
+                    self._run(self.peer.tick(self.clock()))
+                    while self._events:
+                        self._run(self.peer.step(self._events.popleft(), self.clock()))
+                finally:
+                    self._stepping = False
+
+    async def _session_ticker(self) -> None:
+        """The leader expires sessions on tickTime boundaries (learners never do)."""
+        tick = self.config.tick_time
+        while True:
+            now = self.clock()
+            await asyncio.sleep(max(0.001, (tick - now % tick) / 1000.0))
+            if isinstance(self.core, LeaderCore):
+                try:
+                    self.core.expire_sessions()
+                except Exception:
+                    log.exception("session expiry failed")
+
+    # --- clients -------------------------------------------------------------------------------
+
+    async def _listen_clients(self) -> None:
+        assert self._loop is not None
+        cfg = self.config
+        addr = self.qcfg.client_port_address
+        host, port = (addr if addr is not None else (cfg.client_port_address, cfg.client_port))
+        if port is None:
+            return
+        srv = await self._loop.create_server(self._client_protocol, host, port,
+                                             reuse_address=True)
+        self.servers.append(srv)
+        self.port = srv.sockets[0].getsockname()[1]
+        log.info("binding to port %s:%d", host, self.port)
+
+    def _client_protocol(self) -> ClientConnection:
+        core = self.core if self.core is not None else self.idle_core
+        assert core is not None
+        return ClientConnection(core, self, self._four_letter, False)
+
+    def _close_clients(self) -> None:
+        for core in (self.core, self.idle_core):
+            if core is not None:
+                for conn in list(core.connections):
+                    conn.close()
+
+    def accept(self, conn: ClientConnection) -> bool:
+        ip = conn.peer[0]
+        n = self.per_ip.get(ip, 0)
+        limit = self.config.max_client_cnxns
+        if limit > 0 and n >= limit:
+            log.warning("Too many connections from /%s - max is %d", ip, limit)
+            return False
+        self.per_ip[ip] = n + 1
+        conn.counted = True  # type: ignore[attr-defined]
+        return True
+
+    def released(self, conn: ClientConnection) -> None:
+        if getattr(conn, "counted", False):
+            conn.counted = False  # type: ignore[attr-defined]
+            ip = conn.peer[0]
+            n = self.per_ip.get(ip, 1) - 1
+            if n <= 0:
+                self.per_ip.pop(ip, None)
+            else:
+                self.per_ip[ip] = n
+
+    def _four_letter(self, word: str, conn: ClientConnection) -> str:
+        if word == "isro":  # Java: "null" while no ZooKeeperServer runs
+            return "null" if self.core is None else "rw"
+        if self.core is None and word not in ("ruok", "conf", "envi"):
+            return "This ZooKeeper instance is not currently serving requests\n"
+        return fourletter.run(word, self, conn)  # type: ignore[arg-type]
+
+
+def quorum_config_for(cfg: ServerConfig) -> QuorumPeerConfig | None:
+    """The ensemble settings of a loaded zoo.cfg (with dataDir/myid and the dynamic config
+    file), or None when the config describes a standalone server (as ZooKeeper's QuorumPeerMain
+    falls back to ZooKeeperServerMain)."""
+    if not any(k.startswith("server.") for k in cfg.raw) and "dynamicConfigFile" not in cfg.raw:
+        return None
+    myid_path = Path(cfg.data_dir) / "myid"
+    myid = myid_path.read_text(encoding="utf-8") if myid_path.exists() else None
+    dynamic = None
+    dyn_file = cfg.raw.get("dynamicConfigFile")
+    if dyn_file is not None:
+        with open(dyn_file, encoding="utf-8") as f:
+            dynamic = parse_properties(f.read())
+    qcfg = parse_quorum_peer_config(cfg.raw, myid, dynamic_props=dynamic)
+    return qcfg if qcfg.is_distributed else None
+
+
+def _snapshot_zxid(path: Path) -> int:
+    try:
+        return int(path.name.split(".", 1)[1], 16)
+    except (IndexError, ValueError):
+        return -1
+
+
+async def serve_quorum(config: ServerConfig, qcfg: QuorumPeerConfig) -> None:
+    """Run an ensemble member until cancelled."""
+    server = QuorumServer(config, qcfg)
+    await server.start()
+    try:
+        await server.stopped.wait()
+    finally:
+        await server.stop()
+
+
+__all__ = ["QuorumServer", "quorum_config_for", "serve_quorum"]
