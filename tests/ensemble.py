@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -93,6 +94,17 @@ class JavaPeer:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+class ZookapterPeer(JavaPeer):
+    """A zookapter ensemble member in a subprocess: same config files as a JavaPeer."""
+
+    def __init__(self, root: Path, sid: int, cfg: dict[str, str], server_lines: list[str],
+                 jvm_props: dict[str, str] | None = None) -> None:
+        super().__init__(root, sid, cfg, server_lines, jvm_props)
+        defines = [f"-D{k}={v}" for k, v in (jvm_props or {}).items()]
+        self.argv = [sys.executable, "-m", "zookapter", "--log-level", "INFO", "server",
+                     str(self.cfg_path), *defines]
+
+
 def wait_for(predicate: Callable[[], T], timeout_s: float, what: str,
              peers: Iterable[JavaPeer] = ()) -> T:
     """Poll `predicate` until it returns something truthy; on timeout fail with the peers'
@@ -131,8 +143,12 @@ class ApacheEnsemble:
     """
 
     def __init__(self, size: int = 3, *, read_only: bool = False, tick_time_ms: int = 250,
-                 extra_config: dict[str, str] | None = None) -> None:
+                 extra_config: dict[str, str] | None = None, kinds: str | None = None) -> None:
+        """`kinds`: one letter per member, "j" for Apache ZooKeeper, "z" for zookapter
+        (default: all Apache), e.g. "jjz" for a mixed ensemble."""
         self.size = size
+        self.kinds = kinds or "j" * size
+        assert len(self.kinds) == size and set(self.kinds) <= {"j", "z"}
         self.read_only = read_only
         self.tick_time_ms = tick_time_ms
         self.extra_config = dict(extra_config or {})
@@ -225,5 +241,10 @@ class ApacheEnsemble:
         if self.read_only:
             base.update(localSessionsEnabled="true", localSessionsUpgradingEnabled="true")
         props = {"readonlymode.enabled": "true"} if self.read_only else {}
-        self.peers = {sid: JavaPeer(self.root, sid, {**base, **self.extra_config}, lines,
-                                    props) for sid in self.ports}
+        kinds = {"j": JavaPeer, "z": ZookapterPeer}
+        self.peers = {sid: kinds[self.kinds[sid - 1]](self.root, sid,
+                                                     {**base, **self.extra_config}, lines,
+                                                     props) for sid in self.ports}
+
+
+Ensemble = ApacheEnsemble  # any mix of Apache ZooKeeper and zookapter members (`kinds`)

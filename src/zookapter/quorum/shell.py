@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,10 @@ CONNECT_TIMEOUT_S = 5.0
 RECENT_TXNS = 500  # committed txns handed to the core for DIFF syncs (commitLogCount)
 
 
+_MODE_NAMES = {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower",
+               ServerState.OBSERVING: "observer"}
+
+
 class _NotServing(ServerCore):
     """The core behind client connections while the peer is not serving: ZooKeeper closes
     them ("ZooKeeperServer not running") but still answers four-letter words."""
@@ -130,10 +135,17 @@ class QuorumServer:
         self._tasks: list[asyncio.Task] = []
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.started_at = time.time()
+
+    @property
+    def server_state(self) -> str:
+        """The role as `srvr`/`mntr` print it."""
+        return _MODE_NAMES.get(self.state, "looking")
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.started_at = time.time()
         self._loop = loop = asyncio.get_running_loop()
         cfg = self.config
         self.database = database = Database(cfg.data_dir, cfg.data_log_dir,
