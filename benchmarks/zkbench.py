@@ -77,7 +77,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     raise RuntimeError(f"server did not listen on port {port} within {timeout}s")
 
 
-def write_cfg(workdir: Path, port: int) -> Path:
+def write_cfg(workdir: Path, port: int, extra: dict[str, str] | None = None) -> Path:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "zoo.cfg"
@@ -89,6 +89,9 @@ def write_cfg(workdir: Path, port: int) -> Path:
         f"clientPort={port}\n"
         "clientPortAddress=127.0.0.1\n"
         "maxClientCnxns=0\n"
+        # no AdminServer: zookapter would bind 8080 (Apache's classpath here lacks it)
+        "admin.enableServer=false\n"
+        + "".join(f"{k}={v}\n" for k, v in (extra or {}).items())
     )
     return cfg
 
@@ -175,10 +178,11 @@ class Server:
 
 
 def start_server(kind: str, xmx: str = "1g", extra_env: dict | None = None,
-                 keep: bool = False) -> Server:
+                 keep: bool = False, extra_cfg: dict[str, str] | None = None) -> Server:
+    """extra_cfg: more zoo.cfg lines (key=value), e.g. {"forceSync": "no"}."""
     workdir = Path(tempfile.mkdtemp(prefix=f"zkbench-{kind}-"))
     port = free_port()
-    cfg = write_cfg(workdir, port)
+    cfg = write_cfg(workdir, port, extra_cfg)
     logfile = workdir / "server.log"
     env = dict(os.environ)
     if kind == "apache":

@@ -142,8 +142,12 @@ class ApacheZooKeeper:
         extra_jvm_props: dict[str, str] | None = None,
         log_level: str | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        extra_jars: tuple[str, ...] = (),
     ) -> None:
         self.host = "127.0.0.1"
+        # more jars from JAVA_DIR, e.g. servlet-api.jar, which the AdminServer (Jetty) needs
+        # and zookeeper.jar's manifest does not name
+        self.extra_jars = tuple(extra_jars)
         self.port: int | None = None
         self.tick_time_ms = tick_time_ms
         self.extra_config = dict(extra_config or {})
@@ -186,7 +190,8 @@ class ApacheZooKeeper:
         cfg_path = self._write_config()
         self._log_file = open(self.tmpdir / "server.log", "wb")
         self.process = subprocess.Popen(
-            [java, *self._jvm_args(), "-cp", _classpath(), MAIN_CLASS, str(cfg_path)],
+            [java, *self._jvm_args(), "-cp", self._full_classpath(), MAIN_CLASS,
+             str(cfg_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -250,6 +255,9 @@ class ApacheZooKeeper:
         cfg_path = self.tmpdir / "zoo.cfg"
         cfg_path.write_text("".join(f"{k}={v}\n" for k, v in config.items()))
         return cfg_path
+
+    def _full_classpath(self) -> str:
+        return os.pathsep.join([_classpath(), *(str(JAVA_DIR / j) for j in self.extra_jars)])
 
     def _jvm_args(self) -> list[str]:
         props = {

@@ -218,7 +218,8 @@ class ZookapterProcess:
         self.cfg = workdir / "zoo.cfg"
         self.cfg.write_text(f"tickTime={tick_time_ms}\ndataDir={workdir / 'data'}\n"
                             f"clientPort={self.port}\nclientPortAddress=127.0.0.1\n"
-                            f"maxClientCnxns=0\nforceSync=no\n4lw.commands.whitelist=*\n")
+                            f"maxClientCnxns=0\nforceSync=no\n4lw.commands.whitelist=*\n"
+                            "admin.enableServer=false\n")
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 

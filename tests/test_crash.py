@@ -237,7 +237,7 @@ class ServerProcess:
         cfg.write_text(f"tickTime=2000\ndataDir={self.data_dir}\nclientPort={self.port}\n"
                        f"clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n"
                        f"snapCount={self.snap_count}\npreAllocSize=8\n"
-                       f"4lw.commands.whitelist=*\n")
+                       f"4lw.commands.whitelist=*\nadmin.enableServer=false\n")
         self.log_path = self.workdir / f"server-{self.starts}.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(

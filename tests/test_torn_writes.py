@@ -467,7 +467,7 @@ def test_cli_server_refuses_corrupt_log(pristine, tmp_path):
     cfg = tmp_path / "zoo.cfg"
     port = _free_port()
     cfg.write_text(f"tickTime=2000\ndataDir={work}\nclientPort={port}\n"
-                   "clientPortAddress=127.0.0.1\n")
+                   "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         x for x in (str(SRC), os.environ.get("PYTHONPATH")) if x))
     proc = subprocess.run([sys.executable, "-m", "zookapter.cli", "server", str(cfg)],

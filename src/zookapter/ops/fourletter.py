@@ -8,36 +8,29 @@ others get ZooKeeper's "not in the whitelist" line.
 from __future__ import annotations
 
 import os
-import platform
-import resource
-import socket
-import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .. import __version__
+from . import serverinfo as info
 
 if TYPE_CHECKING:
     from ..server.connection import ClientConnection
     from ..server.standalone import StandaloneServer
 
-VERSION_LINE = f"Zookeeper version: 3.9.4-zookapter-{__version__}, built on 01/01/2026 00:00 GMT"
+VERSION_LINE = f"Zookeeper version: {info.FULL_VERSION}"
 
 
 def _mode(server: StandaloneServer) -> str:
-    return "standalone"
+    return info.server_state(server)
 
 
 def _latency(server: StandaloneServer) -> tuple[str, str, str]:
-    st = server.core.stats  # type: ignore[union-attr]
-    avg = st.total_latency / st.count if st.count else 0.0
-    return f"{st.min_latency:g}", f"{avg:.4f}", f"{st.max_latency:g}"
+    lo, avg, hi = info.latency(server)
+    return f"{lo}", f"{avg:.4f}", f"{hi}"
 
 
 def _connections(server: StandaloneServer) -> list[ClientConnection]:
-    assert server.core is not None
-    return list(server.core.connections)  # type: ignore[arg-type]
+    return info.connections(server)
 
 
 def _cons_line(c: ClientConnection, brief: bool) -> str:
@@ -46,15 +39,12 @@ def _cons_line(c: ClientConnection, brief: bool) -> str:
            f"recved={c.received},sent={c.sent}"
     if brief:
         return base + ")"
-    return (base + f",sid=0x{c.session_id & 0xFFFFFFFFFFFFFFFF:x},lop={c.last_op},"
-            f"est={c.established},to={_timeout(c)},lcxid=0x{c.last_cxid & 0xFFFFFFFF:x},"
-            f"lzxid=0x{c.last_zxid & 0xFFFFFFFFFFFFFFFF:x},lresp=0,llat=0,minlat=0,avglat=0,"
-            "maxlat=0)")
-
-
-def _timeout(c: ClientConnection) -> int:
-    s = c.core.sessions.get(c.session_id)
-    return s.timeout_ms if s else 0
+    lo, avg, hi = info.conn_latency(c)
+    return (base + f",sid=0x{c.session_id & 0xFFFFFFFFFFFFFFFF:x},lop={info.last_op(c)},"
+            f"est={c.established},to={info.session_timeout(c)},"
+            f"lcxid=0x{c.last_cxid & 0xFFFFFFFF:x},lzxid=0x{c.last_zxid & 0xFFFFFFFFFFFFFFFF:x},"
+            f"lresp={c.last_response_time},llat={c.last_latency},minlat={lo},avglat={avg},"
+            f"maxlat={hi})")
 
 
 def srvr(server: StandaloneServer, conn: ClientConnection, with_clients: bool = False
@@ -72,7 +62,7 @@ def srvr(server: StandaloneServer, conn: ClientConnection, with_clients: bool = 
         f"Received: {core.stats.packets_received}",
         f"Sent: {core.stats.packets_sent}",
         f"Connections: {len(core.connections)}",
-        f"Outstanding: {core._in_flight}",
+        f"Outstanding: {info.outstanding_requests(server)}",
         f"Zxid: 0x{core.last_zxid:x}",
         f"Mode: {_mode(server)}",
         f"Node count: {core.tree.node_count()}",
@@ -92,44 +82,8 @@ def isro(server: StandaloneServer, conn: ClientConnection) -> str:
     return "rw"
 
 
-def _fd_counts() -> tuple[int, int]:
-    try:
-        n = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        n = 0
-    return n, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 def mntr(server: StandaloneServer, conn: ClientConnection) -> str:
-    core = server.core
-    assert core is not None
-    st = core.stats
-    avg = st.total_latency / st.count if st.count else 0.0
-    open_fds, max_fds = _fd_counts()
-    eph = sum(len(v) for v in core.tree.ephemerals.values())
-    items: list[tuple[str, object]] = [
-        ("version", VERSION_LINE.split(": ", 1)[1]),
-        ("server_state", _mode(server)),
-        ("avg_latency", float(avg)),
-        ("max_latency", int(st.max_latency)),
-        ("min_latency", int(st.min_latency)),
-        ("packets_received", st.packets_received),
-        ("packets_sent", st.packets_sent),
-        ("num_alive_connections", len(core.connections)),
-        ("outstanding_requests", core._in_flight),
-        ("znode_count", core.tree.node_count()),
-        ("watch_count", core.watches.watch_count()),
-        ("ephemerals_count", eph),
-        ("approximate_data_size", core.tree.approximate_data_size()),
-        ("open_file_descriptor_count", open_fds),
-        ("max_file_descriptor_count", max_fds),
-        ("uptime", int((time.time() - server.started_at) * 1000)),
-        ("global_sessions", len(core.sessions.sessions)),
-        ("local_sessions", 0),
-        ("auth_failed_count", st.auth_failed),
-        ("last_zxid", core.last_zxid),
-    ]
-    return "".join(f"zk_{k}\t{v}\n" for k, v in items)
+    return "".join(f"zk_{k}\t{v}\n" for k, v in info.monitor_values(server))
 
 
 def conf(server: StandaloneServer, conn: ClientConnection) -> str:
@@ -153,14 +107,7 @@ def conf(server: StandaloneServer, conn: ClientConnection) -> str:
 
 
 def _dir_size(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total
+    return info.dir_size(path)
 
 
 def cons(server: StandaloneServer, conn: ClientConnection) -> str:
@@ -168,59 +115,45 @@ def cons(server: StandaloneServer, conn: ClientConnection) -> str:
 
 
 def crst(server: StandaloneServer, conn: ClientConnection) -> str:
-    for c in _connections(server):
-        c.received = c.sent = 0
+    info.reset_connection_stats(server)
     return "Connection stats reset.\n"
 
 
 def srst(server: StandaloneServer, conn: ClientConnection) -> str:
-    server.core.stats.reset()  # type: ignore[union-attr]
+    info.reset_server_stats(server)
     return "Server stats reset.\n"
 
 
 def envi(server: StandaloneServer, conn: ClientConnection) -> str:
-    env = [
-        ("zookeeper.version", VERSION_LINE.split(": ", 1)[1]),
-        ("host.name", socket.gethostname()),
-        ("python.version", sys.version.split()[0]),
-        ("python.implementation", platform.python_implementation()),
-        ("python.executable", sys.executable),
-        ("os.name", platform.system()),
-        ("os.arch", platform.machine()),
-        ("os.version", platform.release()),
-        ("user.name", os.environ.get("USER", "")),
-        ("user.home", os.path.expanduser("~")),
-        ("user.dir", os.getcwd()),
-    ]
-    return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in env)
+    return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in info.environment())
 
 
+# wchs/wchc/wchp report the data-watch table, as ZooKeeper's DataTree.getWatches*().
 def wchs(server: StandaloneServer, conn: ClientConnection) -> str:
-    w = server.core.watches  # type: ignore[union-attr]
-    return (f"{len(w.by_watcher)} connections watching {len(set(w.watched_paths()))} paths\n"
-            f"Total watches:{w.watch_count()}\n")
+    s = info.watch_summary(server)
+    return (f"{s['num_connections']} connections watching {s['num_paths']} paths\n"
+            f"Total watches:{s['num_total_watches']}\n")
 
 
 def wchc(server: StandaloneServer, conn: ClientConnection) -> str:
     out = []
-    for c, paths in server.core.watches.paths_by_watcher().items():  # type: ignore[union-attr]
-        out.append(f"0x{getattr(c, 'session_id', 0) & 0xFFFFFFFFFFFFFFFF:x}\n")
-        out.extend(f"\t{p}\n" for p in sorted(paths))
+    for sid, paths in info.watches_by_session(server).items():
+        out.append(f"0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n")
+        out.extend(f"\t{p}\n" for p in paths)
     return "".join(out)
 
 
 def wchp(server: StandaloneServer, conn: ClientConnection) -> str:
     out = []
-    for p, ws in sorted(server.core.watches.watchers_by_path().items()):  # type: ignore
+    for p, sids in info.watches_by_path(server).items():
         out.append(f"{p}\n")
-        out.extend(f"\t0x{c.session_id & 0xFFFFFFFFFFFFFFFF:x}\n" for c in ws)
+        out.extend(f"\t0x{sid & 0xFFFFFFFFFFFFFFFF:x}\n" for sid in sids)
     return "".join(out)
 
 
 def dirs(server: StandaloneServer, conn: ClientConnection) -> str:
-    cfg = server.config
-    return (f"datadir_size: {_dir_size(cfg.data_dir)}\n"
-            f"logdir_size: {_dir_size(cfg.data_log_dir or cfg.data_dir)}\n")
+    return (f"datadir_size: {info.data_dir_size(server)}\n"
+            f"logdir_size: {info.log_dir_size(server)}\n")
 
 
 def dump(server: StandaloneServer, conn: ClientConnection) -> str:

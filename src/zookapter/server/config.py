@@ -73,8 +73,11 @@ KNOWN_KEYS = {
     "localSessionsUpgradingEnabled", "syncEnabled", "quorumListenOnAllIPs",
     "dynamicConfigFile", "metricsProvider.className", "multiAddress.enabled",
 }
+# zoo.cfg keys under this prefix configure the metrics provider (QuorumPeerConfig strips it:
+# metricsProvider.httpPort -> httpPort); see ops/prometheus.py.
+METRICS_PROVIDER_PREFIX = "metricsProvider."
 # Keys that name Java classes or Java-only features: accepted and ignored.
-IGNORED_PREFIXES = ("serverCnxnFactory", "authProvider.", "metricsProvider.",
+IGNORED_PREFIXES = ("serverCnxnFactory", "authProvider.",
                     "ssl.quorum.", "sslQuorum", "portUnification", "quorum.auth.",
                     "kerberos.", "jaasLoginRenew", "zookeeper.serverCnxnFactory")
 # System properties (after the `zookeeper.` prefix is added) we implement.
@@ -85,7 +88,7 @@ SUPPORTED_PROPS = {
     "readonlymode.enabled", "zookeeper.extendedTypesEnabled", "zookeeper.enforceQuota",
     "jute.maxbuffer", "zookeeper.skipACL", "zookeeper.4lw.commands.whitelist",
     "zookeeper.admin.enableServer", "zookeeper.admin.serverAddress",
-    "zookeeper.admin.serverPort", "zookeeper.admin.commandURL",
+    "zookeeper.admin.serverPort", "zookeeper.admin.commandURL", "zookeeper.admin.idleTimeout",
     "znode.container.checkIntervalMs", "znode.container.maxPerMinute",
     "znode.container.maxNeverUsedIntervalMs", "zookeeper.snapCount", "zookeeper.forceSync",
     "zookeeper.preAllocSize", "zookeeper.digest.enabled",
@@ -118,6 +121,9 @@ class ServerConfig:
     props: dict[str, str] = field(default_factory=dict)
     raw: dict[str, str] = field(default_factory=dict)
     config_path: str | None = None
+    # metricsProvider.className and the other metricsProvider.* keys (prefix removed)
+    metrics_provider_class: str | None = None
+    metrics_provider_config: dict[str, str] = field(default_factory=dict)
 
     # --- derived settings -------------------------------------------------------------------
 
@@ -170,6 +176,29 @@ class ServerConfig:
         items = {x.strip() for x in v.split(",") if x.strip()}
         return {"*"} if "*" in items else items
 
+    # --- AdminServer (JettyAdminServer's system properties) ----------------------------------
+
+    @property
+    def admin_enabled(self) -> bool:
+        """On unless exactly "false", as ZooKeeper's AdminServerFactory decides."""
+        return self.prop("zookeeper.admin.enableServer") != "false"
+
+    @property
+    def admin_address(self) -> str:
+        return self.prop("zookeeper.admin.serverAddress") or "0.0.0.0"
+
+    @property
+    def admin_port(self) -> int:
+        return _java_integer(self.prop("zookeeper.admin.serverPort"), 8080)
+
+    @property
+    def admin_command_url(self) -> str:
+        return self.prop("zookeeper.admin.commandURL") or "/commands"
+
+    @property
+    def admin_idle_timeout_ms(self) -> int:
+        return _java_integer(self.prop("zookeeper.admin.idleTimeout"), 30000)
+
     @property
     def container_check_interval_ms(self) -> int:
         return int(self.prop("znode.container.checkIntervalMs", "60000") or 60000)
@@ -219,6 +248,14 @@ class ServerConfig:
             if k.startswith("zookeeper.ssl."):
                 out[k[len("zookeeper."):]] = v
         return out
+
+
+def _java_integer(value: str | None, default: int) -> int:
+    """Integer.getInteger: the default when the property is missing or not a number."""
+    try:
+        return int(value.strip()) if value is not None else default
+    except ValueError:
+        return default
 
 
 def _int(raw: dict[str, str], key: str, default: int) -> int:
@@ -281,7 +318,12 @@ def _apply_cfg(cfg: ServerConfig, raw: dict[str, str]) -> None:
         log.warning("Invalid autopurge.snapRetainCount: %d. Defaulting to %d", retain,
                     MIN_SNAP_RETAIN_COUNT)
     _int(raw, "autopurge.purgeInterval", 0)  # fail early on a non-number
+    cfg.metrics_provider_class = raw.get("metricsProvider.className") or None
     for key, value in raw.items():
+        if key.startswith(METRICS_PROVIDER_PREFIX):
+            if key != "metricsProvider.className":
+                cfg.metrics_provider_config[key[len(METRICS_PROVIDER_PREFIX):]] = value
+            continue
         if key in KNOWN_KEYS:
             continue
         if key.startswith("server.") or key.startswith("group.") or key.startswith("weight."):

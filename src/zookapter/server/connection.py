@@ -104,6 +104,14 @@ class ClientConnection(asyncio.Protocol):
         self.last_op = "NA"
         self.last_cxid = 0
         self.last_zxid = 0
+        # per-connection reply statistics (cons / AdminServer connections), see response_sent
+        self.last_opcode: int | None = None
+        self.last_response_time = 0
+        self.last_latency = 0
+        self.min_latency = -1
+        self.max_latency = 0
+        self.total_latency = 0
+        self.latency_count = 0
         self.sasl_server: object | None = None
 
     def __hash__(self) -> int:
@@ -192,6 +200,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.has_read_only = req.has_read_only
         self.handshake_done = True
+        self.core.metrics.inc("connection_request_count")
         if not self.core.connect(self, req):
             self.close()
 
@@ -216,6 +225,7 @@ class ClientConnection(asyncio.Protocol):
             return
         xid, op = HDR.unpack_from(frame, 0)
         self.received += 1
+        self.core.metrics.inc("bytes_received_count", len(frame) + 4)
         self.last_cxid = xid
         self.core.submit(self, xid, op, Reader(frame, 8, self.core.config.jute_maxbuffer * 2))
 
@@ -237,6 +247,28 @@ class ClientConnection(asyncio.Protocol):
             out = self._out
             self._out = []
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def response_sent(self, op: int, zxid: int, latency_ms: int, now_ms: int) -> None:
+        """Called by the core for each answered request (ServerCnxn.updateStatsForResponse)."""
+        self.last_opcode = op
+        self.last_zxid = zxid
+        self.last_response_time = now_ms
+        self.last_latency = latency_ms
+        if self.min_latency < 0 or latency_ms < self.min_latency:
+            self.min_latency = latency_ms
+        self.max_latency = max(self.max_latency, latency_ms)
+        self.total_latency += latency_ms
+        self.latency_count += 1
+
+    def reset_stats(self) -> None:
+        """`crst`: as ServerCnxn.resetStats."""
+        self.received = self.sent = 0
+        self.last_opcode = None
+        self.last_op = "NA"
+        self.last_cxid = self.last_zxid = -1
+        self.last_response_time = self.last_latency = 0
+        self.min_latency = -1
+        self.max_latency = self.total_latency = self.latency_count = 0
 
     def notify(self, event_type: int, path: str, zxid: int) -> None:
         self.send(replies.notification(event_type, path, zxid))

@@ -16,11 +16,13 @@ Connections implement `ConnectionLike` (send bytes, close, auth ids); the asynci
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..ops.metrics import ServerMetrics
 from ..protocol.consts import XID_SET_WATCHES, Err, EventType, Op, WatcherType
 from ..protocol.jute import JuteError, Reader
 from ..protocol.records import (
@@ -46,6 +48,10 @@ from .sessions import Session, SessionTracker, timeout_bounds
 from .watches import WatchManager
 
 log = logging.getLogger("zookapter.server")
+
+DIGEST_LOG_MASK = 127  # DataTree.DIGEST_LOG_INTERVAL (128) - 1
+DIGEST_LOG_LIMIT = 1024
+REPLY_ZXID = struct.Struct(">q")  # in a reply frame: length, xid, then the zxid at offset 8
 
 WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
     Op.CREATE: CreateRequest.read,
@@ -110,6 +116,10 @@ class ServerStats:
     total_latency: float = 0.0
     count: int = 0
     auth_failed: int = 0
+    # sizes of reply frames without their length prefix (ZooKeeper's BufferStats; -1 = none)
+    last_response_size: int = -1
+    min_response_size: int = -1
+    max_response_size: int = -1
     extra: dict = field(default_factory=dict)
 
     def record(self, ms: float) -> None:
@@ -119,9 +129,24 @@ class ServerStats:
         self.total_latency += ms
         self.count += 1
 
+    def replied(self, latency_ms: int, size: int) -> None:
+        """One reply: its latency and its size without the length prefix (hot path)."""
+        if self.count == 0 or latency_ms < self.min_latency:
+            self.min_latency = latency_ms
+        if latency_ms > self.max_latency:
+            self.max_latency = latency_ms
+        self.total_latency += latency_ms
+        self.count += 1
+        self.last_response_size = size
+        if self.min_response_size < 0 or size < self.min_response_size:
+            self.min_response_size = size
+        if size > self.max_response_size:
+            self.max_response_size = size
+
     def reset(self) -> None:
         self.packets_received = self.packets_sent = self.count = 0
         self.min_latency = self.max_latency = self.total_latency = 0.0
+        self.last_response_size = self.min_response_size = self.max_response_size = -1
 
 
 @dataclass
@@ -160,7 +185,12 @@ class ServerCore:
         self.digest = DigestShadow(self.tree, tree_digest)
         # (zxid, tree digest after it) of the newest applied txn with a digest
         self._applied_digest = (self.tree.last_processed_zxid, self.digest.value)
+        # (zxid, digest) every 128 txns, the newest 1024: ZooKeeper's digest log (`hash`)
+        self.digest_log: deque[tuple[int, int]] = deque(maxlen=DIGEST_LOG_LIMIT)
         self.stats = ServerStats()
+        self.metrics = ServerMetrics()
+        self._read_latency = self.metrics.summaries["readlatency"]
+        self._update_latency = self.metrics.summaries["updatelatency"]
         self.connections: set[ConnectionLike] = set()
         self._unpersisted: list[tuple[Txn, ConnectionLike | None, Pending | None]] = []
         self._flush_scheduled = False
@@ -227,6 +257,8 @@ class ServerCore:
             last = txn.zxid
             if txn.digest is not None:
                 digested = txn
+                if not txn.zxid & DIGEST_LOG_MASK:
+                    self.digest_log.append((txn.zxid, txn.digest))
             self._after_apply(txn, result, conn, pending)
             if conn is not None and pending is not None:
                 self.drain(conn)
@@ -342,15 +374,16 @@ class ServerCore:
     def submit(self, conn: ConnectionLike, xid: int, op: int, r: Reader) -> None:
         """One decoded request header plus its body reader, in arrival order."""
         self.stats.packets_received += 1
+        now = self.clock()
         sid = conn.session_id
         session = self.sessions.get(sid)
         if session is not None:
-            self.sessions.touch(sid, self.clock())
+            self.sessions.touch(sid, now)
         decoder = WRITE_DECODERS.get(op)
         if decoder is not None or op == Op.MULTI:
             self._submit_write(conn, session, xid, op, r, decoder)
         elif op == Op.CLOSE_SESSION:
-            pending = Pending(xid, op, close_after=True)
+            pending = Pending(xid, op, close_after=True, started=now)
             conn.pending.append(pending)
             if session is None or session.closing:
                 pending.reply = replies.header_only(xid, self.last_zxid, 0)
@@ -364,13 +397,15 @@ class ServerCore:
         elif op == Op.SYNC and self.forwards_sync:
             self._submit_sync(conn, xid, r)
         elif conn.pending:
-            conn.pending.append(Pending(xid, op, r))
+            conn.pending.append(Pending(xid, op, r, started=now))
         else:
-            conn.send(reads.read_reply(self, conn, xid, op, r))
+            reply = reads.read_reply(self, conn, xid, op, r)
+            conn.send(reply)
+            self._served(conn, op, now, reply, False)
 
     def _submit_write(self, conn: ConnectionLike, session: Session | None, xid: int, op: int,
                       r: Reader, decoder: Callable[[Reader], object] | None) -> None:
-        pending = Pending(xid, op)
+        pending = Pending(xid, op, started=self.clock())
         conn.pending.append(pending)
         txn = self._prep_write(conn.session_id, session, xid, op, r, decoder, conn.auth_ids)
         self._enqueue(txn, conn, pending)
@@ -413,9 +448,25 @@ class ServerCore:
                 head.reply = reads.read_reply(self, conn, head.xid, head.op, head.reader)
             q.popleft()
             conn.send(head.reply)
+            # a deferred read keeps its reader; writes (txns) have none
+            self._served(conn, head.op, head.started, head.reply, head.reader is None)
             if head.close_after:
                 conn.close()
                 return
+
+    def _served(self, conn: ConnectionLike, op: int, started: float, reply: bytes,
+                is_write: bool) -> None:
+        """Latency and reply-size statistics of one answered request, as ZooKeeper's
+        FinalRequestProcessor records them (server-wide and per connection)."""
+        now = self.clock()
+        latency = max(0, int(now - started)) if started else 0  # 0: start not recorded
+        self.stats.replied(latency, len(reply) - 4)
+        (self._update_latency if is_write else self._read_latency).add(latency)
+        self.metrics.counters["response_bytes"] += len(reply)
+        per_connection = getattr(conn, "response_sent", None)
+        if per_connection is not None:
+            zxid = REPLY_ZXID.unpack_from(reply, 8)[0] if len(reply) >= 16 else 0
+            per_connection(op, zxid, latency, now)
 
     # --- watches on reconnect ---------------------------------------------------------------
 

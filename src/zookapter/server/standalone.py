@@ -12,8 +12,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..ops import fourletter
+from ..ops.adminserver import AdminServer, admin_server_for
 from ..protocol.txns import Txn
 from ..storage.database import Database
 from ..storage.persister import TxnLogPersister
@@ -24,6 +26,9 @@ from .connection import ClientConnection
 from .containers import ContainerReaper
 from .core import CoreConfig, ServerCore
 from .sasl import SaslServerFactory
+
+if TYPE_CHECKING:
+    from ..ops.prometheus import PrometheusEndpoint
 
 log = logging.getLogger("zookapter.server")
 
@@ -45,6 +50,9 @@ class StandaloneServer:
         self._tasks: list[asyncio.Task] = []
         self.stopped = asyncio.Event()
         self.database: Database | None = None
+        self.initial_config: str | None = None  # zoo.cfg as read at start (AdminServer icfg)
+        self.admin: AdminServer | None = None
+        self.metrics_endpoint: PrometheusEndpoint | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -109,6 +117,24 @@ class StandaloneServer:
                 self._purge_ticker(cfg.autopurge_interval_ms / 1000.0)))
         else:
             log.info("Purge task is not scheduled.")
+        await self._start_ops()
+
+    async def _start_ops(self) -> None:
+        """The AdminServer and the Prometheus endpoint; a failure stops the whole server
+        (ZooKeeper exits when either cannot start)."""
+        self.initial_config = _read_text(self.config.config_path)
+        try:
+            if self.config.metrics_provider_class:
+                from ..ops.prometheus import metrics_endpoint_for  # prometheus_client
+                self.metrics_endpoint = metrics_endpoint_for(self)
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.start()
+            self.admin = admin_server_for(self)
+            if self.admin is not None:
+                await self.admin.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     def session_timeouts(self) -> dict[int, int]:
         assert self.core is not None
@@ -123,6 +149,10 @@ class StandaloneServer:
         return ClientConnection(self.core, self, self._four_letter, secure)
 
     async def stop(self) -> None:
+        for endpoint in (self.admin, self.metrics_endpoint):
+            if endpoint is not None:
+                await endpoint.stop()
+        self.admin = self.metrics_endpoint = None
         for t in self._tasks:
             t.cancel()
         for srv in self.servers:
@@ -227,6 +257,16 @@ class _SnapshottingPersister:
                 self.database.logged(len(txns), core.tree, self.server.session_timeouts,
                                      self.loop, core.applied_digest)
         self.persister.persist(txns, applied)
+
+
+def _read_text(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 async def serve(config: ServerConfig) -> None:

@@ -38,6 +38,9 @@ class ZookapterServer:
         for k, v in config.items():
             setattr(cfg, k, v)
         cfg.props["zookeeper.4lw.commands.whitelist"] = fourlw_whitelist
+        # No AdminServer unless asked for (props): its default port 8080 would collide
+        # between servers that tests run side by side.
+        cfg.props["zookeeper.admin.enableServer"] = "false"
         if extended_types:
             cfg.props["zookeeper.extendedTypesEnabled"] = "true"
         if super_digest:
