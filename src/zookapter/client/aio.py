@@ -294,19 +294,21 @@ class AsyncZooKeeper(ZooKeeperApi):
               ) -> Awaitable[Any]:
         """Send (or queue) a request; return the Future of its decoded reply body. A plain
         function returning the Future, not a coroutine: every caller awaits it at once, and
-        a coroutine per request would only add a frame to create and resume."""
+        a coroutine per request would only add a frame to create and resume. The Future
+        comes from the live connection's loop: asyncio.get_running_loop() costs a getpid()
+        system call on Python < 3.12."""
         if self._run_task is None or self._closing:
             raise ConnectionClosedError("client is not running")
-        fut = asyncio.get_running_loop().create_future()
-        req = _Request(op, record, fut, watch)
         live = self._live
         if live is not None:
+            req = _Request(op, record, live.loop.create_future(), watch)
             self._send(live, req)
         elif len(self._queue) >= QUEUED_REQUESTS_MAX:
             raise ConnectionLossError("not connected and the request queue is full")
         else:
+            req = _Request(op, record, asyncio.get_running_loop().create_future(), watch)
             self._queue.append(req)
-        return fut
+        return req.future
 
     def _send(self, conn: _Connection, req: _Request) -> None:
         try:
@@ -324,6 +326,9 @@ class AsyncZooKeeper(ZooKeeperApi):
         except ProtocolError as e:
             error, events = e, e.events
         for ev in events:
+            if type(ev) is Reply:  # nearly every event: skip the table lookup
+                self._on_reply(conn, ev)
+                continue
             handler = _HANDLERS.get(type(ev))
             if handler is not None:
                 handler(self, conn, ev)
@@ -336,16 +341,17 @@ class AsyncZooKeeper(ZooKeeperApi):
         if req is None:
             return
         fut = req.future
-        if req.watch is not None and not fut.done():
-            kind, callback = req.watch
-            if ev.err == Err.OK:
-                self._watches.add(kind, ev.path or "/", callback)
-            elif ev.err == Err.NO_NODE and ev.op == Op.EXISTS:
-                self._watches.add(WatchKind.EXIST, ev.path or "/", callback)
-        if fut.done():
+        if fut.done():  # cancelled by its caller: the reply (and any watch) is not wanted
             return
-        if ev.err:
-            fut.set_exception(error_for(ev.err, ev.path))
+        err = ev.err
+        if req.watch is not None:
+            kind, callback = req.watch
+            if err == Err.OK:
+                self._watches.add(kind, ev.path or "/", callback)
+            elif err == Err.NO_NODE and ev.op == Op.EXISTS:
+                self._watches.add(WatchKind.EXIST, ev.path or "/", callback)
+        if err:
+            fut.set_exception(error_for(err, ev.path))
         else:
             fut.set_result(ev.body)
 

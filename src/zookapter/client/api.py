@@ -55,8 +55,9 @@ T = TypeVar("T")
 class ZooKeeperApi:
     """Mixin of the request coroutines; the session layer provides `_call` and friends."""
 
-    async def _call(self, op: int, record: Any, watch: tuple[WatchKind, Callback] | None = None
-                    ) -> Any:
+    def _call(self, op: int, record: Any, watch: tuple[WatchKind, Callback] | None = None
+              ) -> Awaitable[Any]:
+        """Send one request; the awaitable resolves to its decoded reply."""
         raise NotImplementedError
 
     def _new_watch_stream(self, path: str, kind: WatchKind) -> WatchStream:
