@@ -441,21 +441,21 @@ def test_learner_retries_the_leader_connection() -> None:
         RoleChanged,
         VoteIn,
     )
-    net = Net(3, init_limit=50)  # 5 s: room for retries 1 s apart
+    net = Net(3, init_limit=5)  # 500 ms: room for retries 100 ms apart
     peer = QuorumPeer(1, net.config)
     peer.start(0)
     vote = Notification(ServerState.LOOKING, 3, 0, 1, 0, 2, net.verifier.to_bytes())
     peer.step(VoteIn(3, vote), 0)
     acts = peer.tick(200)
     assert RoleChanged(ServerState.FOLLOWING, 3) in acts and acts[-1] == Connect(3)
-    assert peer.step(ConnectionDown(3), 210) == []  # first failure: retry in 1 s
-    assert peer.tick(1209) == []
-    assert peer.tick(1210) == [Connect(3)]
-    acts = peer.step(ConnectionUp(3), 1220)
+    assert peer.step(ConnectionDown(3), 210) == []  # first failure: retry in 100 ms
+    assert peer.tick(309) == []
+    assert peer.tick(310) == [Connect(3)]
+    acts = peer.step(ConnectionUp(3), 320)
     assert [a.packet.type for a in acts] == [T.FOLLOWERINFO]
     # without an answer, the role ends after initLimit ticks
-    assert peer.tick(1219 + net.config.init_ms) == []
-    acts = peer.tick(1220 + net.config.init_ms)
+    assert peer.tick(319 + net.config.init_ms) == []
+    acts = peer.tick(320 + net.config.init_ms)
     assert RoleChanged(ServerState.LOOKING, None) in acts
 
 

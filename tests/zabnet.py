@@ -222,10 +222,15 @@ class Net:
 
     # -- time -----------------------------------------------------------------------------
 
-    def deliver(self, limit: int = 1_000_000) -> None:
-        while self.queue and limit > 0:
-            limit -= 1
-            self._deliver(*self.queue.popleft())
+    def deliver(self, rounds: int = 20) -> None:
+        """Deliver what is queued, then what that produced, and so on, for at most `rounds`
+        generations: messages answered at once by both sides (an observer and a lagging
+        LOOKING voter do that in FastLeaderElection) need time to pass, as on a network."""
+        for _ in range(rounds):
+            if not self.queue:
+                return
+            for _ in range(len(self.queue)):
+                self._deliver(*self.queue.popleft())
 
     def run(self, ms: int) -> None:
         end = self.now + ms
@@ -376,6 +381,7 @@ class Net:
             node.truncations.append(a.zxid)
         elif isinstance(a, LoadSnapshot):
             node.disk.discard_after(a.zxid)
+            node.disk.log = []
             node.state = decode_state(a.body)
             node.processed = a.zxid
         elif isinstance(a, TakeSnapshot):

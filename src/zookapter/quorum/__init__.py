@@ -7,7 +7,11 @@
   FastLeaderElection notifications).
 - election: FastLeaderElection as a sans-I/O state machine (start/step/tick -> actions).
 - packets: the leader<->learner (Zab) channel's QuorumPacket and payload codecs.
+- The Zab core, sans-I/O: peer (QuorumPeer: election + roles, step/tick -> actions),
+  zab_events (its events, actions and the shell's obligations), leader + learner_handle
+  (discovery, sync, broadcast), learner (follower/observer), syncplan (DIFF/TRUNC/SNAP
+  choice), history (committed log, logged/applied zxids).
 
-The Zab peer itself (discovery, sync, broadcast) is still to come; nothing here opens sockets,
-reads clocks or starts threads.
+The cores open no sockets, read no clocks and start no threads; shell.py is the asyncio
+shell around them.
 """

@@ -151,6 +151,26 @@ class LeaderRole:
             self.peer.emit(Disconnect(sid))
         self.handles.clear()
 
+    # -- read-only views for mntr and the AdminServer (Leader.getLearners & co.) ---------
+
+    @property
+    def learner_count(self) -> int:
+        """Connected learners, synced or not."""
+        return len(self.handles)
+
+    def synced_learners(self, observers: bool) -> list[int]:
+        """Learners receiving the broadcast: followers (forwardingFollowers) or observers."""
+        return [sid for sid, h in self.handles.items()
+                if h.forwarding and h.observer == observers]
+
+    def synced_non_voting_followers(self) -> list[int]:
+        return [sid for sid in self.synced_learners(False) if not self._participant(sid)]
+
+    @property
+    def pending_sync_count(self) -> int:
+        """Zxids that learners' sync requests wait on (pendingSyncs.size())."""
+        return len(self.pending_syncs)
+
     # -- helpers --------------------------------------------------------------------------
 
     def _participant(self, sid: int) -> bool:

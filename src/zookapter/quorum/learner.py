@@ -1,7 +1,7 @@
 """The follower and observer roles of the Zab core (Java's Learner, Follower, Observer),
 without I/O.
 
-Registration (registerWithLeader): connect to the leader (up to 5 attempts, 1 s apart, within
+Registration (registerWithLeader): connect to the leader (up to 5 attempts, 100 ms apart, within
 initLimit ticks), send FOLLOWERINFO/OBSERVERINFO{acceptedEpoch << 32, LearnerInfo}; on
 LEADERINFO{newEpoch << 32} persist acceptedEpoch = newEpoch first if it is newer and answer
 ACKEPOCH{lastZxid, currentEpoch}, or ACKEPOCH{lastZxid, -1} if we had accepted it already;
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .peer import QuorumPeer
 
 CONNECT_ATTEMPTS = 5
-CONNECT_RETRY_MS = 1000
+CONNECT_RETRY_MS = 100  # zookeeper.leaderConnectDelayDuringRetryMs (3.8 default)
 
 
 class Stage(Enum):

@@ -29,11 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..ops import fourletter
+from ..ops.adminserver import AdminServer, admin_server_for
 from ..protocol.txns import Txn
 from ..server.acl import AuthProviders
 from ..server.config import ServerConfig, parse_properties
 from ..server.connection import ClientConnection
 from ..server.core import CoreConfig, ServerCore
+from ..server.readonly import ReadOnlyCore
 from ..server.roles import LeaderCore, LearnerCore
 from ..server.sasl import SaslServerFactory
 from ..server.standalone import wall_clock_ms
@@ -46,8 +48,10 @@ from .channel import QuorumChannel
 from .cnxmanager import ElectionConnections
 from .config import QuorumPeerConfig, parse_quorum_peer_config
 from .election_wire import ServerState
+from .opsview import ProposalStats, QuorumView
 from .packets import LearnerInfo, PacketType, QuorumPacket
 from .peer import QuorumPeer, ZabConfig
+from .readonly import ReadOnlyMode
 from .zab_events import (
     Apply,
     Connect,
@@ -110,6 +114,7 @@ class QuorumServer:
         self.config = config
         self.qcfg = qcfg
         self.my_id = qcfg.my_id
+        config.server_id = qcfg.my_id  # conf / AdminServer report the peer's id
         self.clock = clock
         self.database: Database | None = None
         self.persister: TxnLogPersister | None = None
@@ -117,7 +122,7 @@ class QuorumServer:
         self.sessions: dict[int, int] = {}
         self.peer: QuorumPeer | None = None
         self.election: ElectionConnections | None = None
-        self.core: LeaderCore | LearnerCore | None = None
+        self.core: LeaderCore | LearnerCore | ReadOnlyCore | None = None
         self.idle_core: ServerCore | None = None
         self.state = ServerState.LOOKING
         self.leader_id: int | None = None
@@ -136,11 +141,31 @@ class QuorumServer:
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
+        self.read_only = ReadOnlyMode(self)
+        self.quorum_view = QuorumView(self)  # what the ops modules ask about the quorum
+        self.proposal_stats = ProposalStats()
+        self._leading_since_ms: int | None = None
+        self.admin: AdminServer | None = None
 
     @property
     def server_state(self) -> str:
         """The role as `srvr`/`mntr` print it."""
+        if self.read_only.active:
+            return "read-only"
         return _MODE_NAMES.get(self.state, "looking")
+
+    def leader_uptime_ms(self) -> int:
+        return 0 if self._leading_since_ms is None else self.clock() - self._leading_since_ms
+
+    def learner_info(self, sid: int) -> dict[str, object]:
+        """One synced observer for the AdminServer (LearnerHandler.getLearnerHandlerInfo);
+        per-learner packet statistics are not kept."""
+        ch = self._learners.get(sid)
+        transport = getattr(ch, "transport", None)
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return {"remote_socket_address": f"{peer[0]}:{peer[1]}" if peer else "", "sid": sid,
+                "established": None, "queued_packets": 0, "queued_packets_size": 0,
+                "packets_received": 0, "packets_sent": 0, "requests": 0, "last_zxid": -1}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -162,7 +187,7 @@ class QuorumServer:
             accepted_epoch=read_epoch(version_dir, ACCEPTED_EPOCH),
             current_epoch=read_epoch(version_dir, CURRENT_EPOCH),
             recent=self._recent_proposals(loaded.snapshot_zxid), host=self)
-        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         await self._listen_clients()
         me = self.qcfg.me
         assert me is not None
@@ -172,10 +197,26 @@ class QuorumServer:
                                             lambda sid, n: self._step(VoteIn(sid, n)))
         await self.election.start("0.0.0.0" if self.qcfg.quorum_listen_on_all_ips else None)
         self._run(self.peer.start(self.clock()))
+        self.read_only.looking()
         self._tasks.append(loop.create_task(self._ticker()))
         self._tasks.append(loop.create_task(self._session_ticker()))
+        self.admin = admin_server_for(self)  # type: ignore[arg-type]
+        if self.admin is not None:
+            try:
+                await self.admin.start()
+            except BaseException:
+                await self.stop()
+                raise
 
     async def stop(self) -> None:
+        self._close_clients()
+        self.read_only.leave()
+        if self.admin is not None:
+            admin, self.admin = self.admin, None
+            await admin.stop()
+        await self._stop_quorum()
+
+    async def _stop_quorum(self) -> None:
         for t in self._tasks:
             t.cancel()
         self._close_clients()
@@ -198,7 +239,7 @@ class QuorumServer:
         log.critical("stopping: the txn log cannot be written (%s)", exc)
         self.stopped.set()
 
-    def _core_config(self) -> CoreConfig:
+    def core_config(self) -> CoreConfig:
         cfg = self.config
         return CoreConfig(tick_time=cfg.tick_time, min_session_timeout=cfg.min_timeout,
                           max_session_timeout=cfg.max_timeout,
@@ -252,6 +293,9 @@ class QuorumServer:
         elif isinstance(a, Persist):
             assert self.persister is not None
             token = a.token
+            if self.state == ServerState.LEADING:  # the leader logs what it proposes
+                for p in a.proposals:
+                    self.proposal_stats.record(len(p.data))
             self.persister.persist([p.txn for p in a.proposals],
                                    lambda: self._step(Persisted(token)))
         elif isinstance(a, Apply):
@@ -357,7 +401,8 @@ class QuorumServer:
         return None if self.core is None else self.core.applied_digest()
 
     def _session_table(self) -> dict[int, int]:
-        if self.core is not None:
+        """The global sessions (a read-only server's local ones are not in the database)."""
+        if self.core is not None and not self.read_only.active:
             return {sid: s.timeout_ms for sid, s in self.core.sessions.sessions.items()}
         return dict(self.sessions)
 
@@ -365,10 +410,15 @@ class QuorumServer:
 
     def _role_changed(self, a: RoleChanged) -> None:
         log.info("server %d: %s (leader %s)", self.my_id, a.state.name, a.leader)
+        self._close_clients()  # while self.core still names the server they belong to
+        self.read_only.leave()
         if self.core is not None:
             self.sessions = self._session_table()
             self.core = None
-        self._close_clients()
+        if a.state == ServerState.LOOKING:
+            self.read_only.looking()
+        elif a.state == ServerState.LEADING:
+            self.proposal_stats = ProposalStats()  # a new Leader, new statistics
         if self.state == ServerState.LEADING and a.state != ServerState.LEADING:
             self._stop_leading()
         if a.state == ServerState.LOOKING and self._leader_channel is not None:
@@ -382,19 +432,27 @@ class QuorumServer:
 
     def _start_serving(self, a: StartServing) -> None:
         now = self.clock()
+        self._leading_since_ms = now if a.state == ServerState.LEADING else None
         if a.state == ServerState.LEADING:
             self.tree.last_processed_zxid = a.zxid
             core: LeaderCore | LearnerCore = LeaderCore(
-                self._core_config(), self.clock, schedule=self._loop.call_soon,  # type: ignore[union-attr]
+                self.core_config(), self.clock, schedule=self._loop.call_soon,  # type: ignore[union-attr]
                 tree=self.tree)
             core.propose = lambda txns: self._step(Propose(tuple(txns)))
         else:
-            core = LearnerCore(self._core_config(), self.clock,
+            core = LearnerCore(self.core_config(), self.clock,
                                schedule=self._loop.call_soon,  # type: ignore[union-attr]
                                tree=self.tree, forwarder=self)
         core.next_zxid = a.zxid + 1
         for sid, timeout in self.sessions.items():
             core.sessions.add(sid, timeout, now)
+        self.equip(core)
+        self.core = core
+        log.info("server %d serving clients as %s at zxid 0x%x", self.my_id, a.state.name,
+                 a.zxid)
+
+    def equip(self, core: ServerCore) -> None:
+        """What every server core of this peer gets from the configuration."""
         cfg = self.config
         core.auth_providers = AuthProviders(
             cfg.super_digest, cfg.prop("zookeeper.DigestAuthenticationProvider.digestAlg",
@@ -402,10 +460,8 @@ class QuorumServer:
             (cfg.prop("zookeeper.DigestAuthenticationProvider.enabled", "true") or "true")
             .lower() != "false")
         core.sasl = SaslServerFactory(cfg.props)
+        core.config_super_x509 = cfg.prop("zookeeper.X509AuthenticationProvider.superUser")
         core.server = self  # type: ignore[attr-defined]
-        self.core = core
-        log.info("server %d serving clients as %s at zxid 0x%x", self.my_id, a.state.name,
-                 a.zxid)
 
     def _learner_request(self, a: LearnerRequest) -> None:
         if not isinstance(self.core, LeaderCore):
@@ -448,16 +504,21 @@ class QuorumServer:
         if self.persister is not None:
             self.persister.close()
             self.persister = None
+        # Snapshots stay (see zab_events.Truncate): one labelled with an epoch start above
+        # `zxid` holds exactly the history up to it.
         if not truncate_log(self.database.log_dir, zxid):
-            log.critical("cannot truncate the txn log to 0x%x: no log reaches back", zxid)
-            self.stopped.set()
-            return
-        for snap in find_snapshots(self.database.snap_dir):
-            if _snapshot_zxid(snap) > zxid:
-                snap.unlink()
+            snaps = find_snapshots(self.database.snap_dir, 1)
+            if not snaps or _snapshot_zxid(snaps[0]) < zxid:
+                log.critical("cannot truncate to 0x%x: neither log nor snapshot reaches it",
+                             zxid)
+                self.stopped.set()
+                return
+            for f in log_files(self.database.log_dir, -(1 << 63)):
+                if _log_zxid(f) > zxid:
+                    f.unlink()
         loaded = self.database.load()
         self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
-        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         self._reopen_log()
 
     def _load_snapshot(self, a: LoadSnapshot) -> None:
@@ -469,13 +530,14 @@ class QuorumServer:
         if self.persister is not None:
             self.persister.close()
             self.persister = None
-        if not truncate_log(self.database.log_dir, a.zxid):
-            for f in log_files(self.database.log_dir, -(1 << 63)):
-                f.unlink()
+        # The whole log goes (zab_events.LoadSnapshot): its txns are in the snapshot or from
+        # a history the leader does not have, and read_log must only find the leader's.
+        for f in log_files(self.database.log_dir, -(1 << 63)):
+            f.unlink()
         for snap in find_snapshots(self.database.snap_dir):
             if _snapshot_zxid(snap) > a.zxid:
                 snap.unlink()
-        self.idle_core = _NotServing(self._core_config(), self.clock, tree=self.tree)
+        self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         self._reopen_log()
         log.info("loaded the leader's snapshot at zxid 0x%x", a.zxid)
 
@@ -615,7 +677,7 @@ class QuorumServer:
         while True:
             now = self.clock()
             await asyncio.sleep(max(0.001, (tick - now % tick) / 1000.0))
-            if isinstance(self.core, LeaderCore):
+            if isinstance(self.core, (LeaderCore, ReadOnlyCore)):
                 try:
                     self.core.expire_sessions()
                 except Exception:
@@ -669,9 +731,9 @@ class QuorumServer:
                 self.per_ip[ip] = n
 
     def _four_letter(self, word: str, conn: ClientConnection) -> str:
-        if word == "isro":  # Java: "null" while no ZooKeeperServer runs
-            return "null" if self.core is None else "rw"
-        if self.core is None and word not in ("ruok", "conf", "envi"):
+        """While no server core runs only ruok, envi and isro ("null") answer, as in Java."""
+        if self.core is None and word not in ("ruok", "envi", "isro") and \
+                fourletter.allowed(word, self):  # type: ignore[arg-type]
             return "This ZooKeeper instance is not currently serving requests\n"
         return fourletter.run(word, self, conn)  # type: ignore[arg-type]
 
@@ -691,6 +753,10 @@ def quorum_config_for(cfg: ServerConfig) -> QuorumPeerConfig | None:
             dynamic = parse_properties(f.read())
     qcfg = parse_quorum_peer_config(cfg.raw, myid, dynamic_props=dynamic)
     return qcfg if qcfg.is_distributed else None
+
+
+def _log_zxid(path: Path) -> int:
+    return _snapshot_zxid(path)
 
 
 def _snapshot_zxid(path: Path) -> int:

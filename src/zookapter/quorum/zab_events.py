@@ -103,7 +103,8 @@ class Persisted:
 @dataclass(frozen=True, slots=True)
 class Propose:
     """Leader: prepped txns from the local state machine, numbered from the zxid given by
-    `StartServing` on, consecutively, `txn.digest` set as for the txn log."""
+    `StartServing` on, consecutively, `txn.digest` set as for the txn log. Dropped when the
+    peer is not a serving leader (after `RoleChanged` the shell fails those requests)."""
     txns: tuple[Txn, ...]
 
 
@@ -125,7 +126,7 @@ class RevalidateReply:
 @dataclass(frozen=True, slots=True)
 class Forward:
     """Learner: a client request to forward to the leader as REQUEST (writes, sync,
-    createSession/closeSession), with the client's auth ids."""
+    createSession/closeSession), with the client's auth ids. Dropped unless serving."""
     request: ForwardedRequest
     authinfo: tuple[Id, ...] | None = None
 
@@ -183,12 +184,15 @@ class Persist:
 @dataclass(frozen=True, slots=True)
 class Truncate:
     """Drop every logged txn after `zxid` and reload the state from disk (newest snapshot +
-    the log after it), as ZKDatabase.truncateLog. Snapshots stay: one named with a newer
-    epoch-start zxid (after a SNAP sync) holds exactly the history up to `zxid`. That is
-    safe only because snapshots are taken of synced state alone (TakeSnapshot, or while
-    serving): a shell must not snapshot the state it recovered at startup, which can hold
-    uncommitted txns a TRUNC has to remove. A shell that cannot truncate (the log does not
-    reach back to `zxid`) must stop the server, as Java does."""
+    the log after it), as ZKDatabase.truncateLog. Keep the snapshots, all of them: one
+    named with an epoch-start zxid above `zxid` (written after a SNAP sync of a leader that
+    had no txn of its epoch yet) holds exactly the history up to `zxid`, and the log may
+    then be empty or start after `zxid`; deleting that snapshot loses data. No snapshot can
+    hold a txn past `zxid` as long as snapshots are taken of synced state alone
+    (TakeSnapshot, or while serving): a shell must not snapshot the state it recovered at
+    startup, which can hold uncommitted txns a TRUNC has to remove. Only when neither the
+    newest snapshot nor the log reaches `zxid` must the shell stop the server (Java's
+    "not able to truncate the log")."""
     zxid: int
 
 
@@ -204,9 +208,12 @@ class Apply:
 @dataclass(frozen=True, slots=True)
 class LoadSnapshot:
     """Learner: replace the whole state (tree and sessions) by the SNAP stream `body`; the
-    state's last processed zxid becomes `zxid`. Logged txns and snapshots after `zxid` are
-    from a history the leader does not have: discard them (Java keeps them; a restart would
-    replay them)."""
+    state's last processed zxid becomes `zxid`. Discard the whole txn log and any snapshot
+    newer than `zxid`: their txns are either in the snapshot or from a history the leader
+    does not have. (Java keeps its old log files; a superseded txn left in them would be
+    read back by a later txn-log DIFF or replayed after a restart.) Together with Truncate
+    cutting the tail, this keeps the log a prefix of the leader's history, which
+    ZabHost.read_log relies on."""
     zxid: int
     body: bytes
 
