@@ -17,6 +17,17 @@ if importlib.util.find_spec("zookapter") is None and _SRC_DIR.is_dir():
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
+# The server fixtures every module may name: `zk_server` (each test runs on zookapter and on
+# Apache ZooKeeper), `fast_server` (tickTime 200 ms, for short sessions), `proxy_for`.
+from test_client_support import (  # noqa: E402, F401
+    fast_apache,
+    fast_server,
+    fast_zookapter,
+    proxy_for,
+    zk_server,
+    zookapter_module_server,
+)
+
 from oracle import ApacheZooKeeper, apache_zookeeper_available  # noqa: E402
 
 

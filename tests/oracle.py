@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from support import free_port, terminate
+
 JAVA_DIR = Path(os.environ.get("ZK_ORACLE_JAVA_DIR", "/usr/share/java"))
 ZOOKEEPER_JAR = JAVA_DIR / "zookeeper.jar"
 JUTE_JAR = JAVA_DIR / "zookeeper-jute.jar"
@@ -78,10 +80,7 @@ def apache_zookeeper_available() -> bool:
     return _java_binary() is not None and ZOOKEEPER_JAR.exists() and JUTE_JAR.exists()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+_free_port = free_port  # the name other test modules import it under
 
 
 def four_letter_word(host: str, port: int, word: str, timeout_s: float = 2.0) -> str:
@@ -208,13 +207,8 @@ class ApacheZooKeeper:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_S)
+        if process is not None:
+            terminate(process, STOP_TIMEOUT_S)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -10,14 +10,9 @@ import sys
 import time
 
 from kazoo.client import KazooClient
+from support import free_port
 
 from rawclient import four_letter
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_port(port: int, timeout: float = 20.0) -> None:
@@ -32,7 +27,7 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 def test_server_with_zoo_cfg_and_java_flags(tmp_path):
-    port = _free_port()
+    port = free_port()
     cfg = tmp_path / "zoo.cfg"
     cfg.write_text(f"""# a ZooKeeper config, as users have them
 tickTime=2000

@@ -19,9 +19,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import free_port, terminate
 
 from zookapter.testing import ZookapterServer
 
@@ -31,11 +33,12 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 TEST_TIMEOUT_S = 30.0
 
 
-def aiotest(fn):
-    """Run an `async def` test with asyncio.run (fixtures still resolve by name)."""
+def aiotest(fn, timeout: float = TEST_TIMEOUT_S):
+    """Run an `async def` test with asyncio.run (fixtures still resolve by name), failing it
+    after `timeout` seconds."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT_S))
+        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), timeout))
     return wrapper
 
 
@@ -169,20 +172,27 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
+        forward = self._forwarding()
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                       replies: bool) -> None:
             try:
                 while data := await src.read(65536):
-                    if not self.stalled:
+                    if forward(data, replies):
                         dst.write(data)
             except (OSError, asyncio.CancelledError):
                 pass
             finally:
                 dst.transport.abort()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
         self._writers.discard(writer)
         self._writers.discard(up_writer)
+
+    def _forwarding(self) -> Callable[[bytes, bool], bool]:
+        """For one connection: whether to pass on a chunk (`replies`: the server's side).
+        Subclasses look at or drop traffic here."""
+        return lambda data, replies: not self.stalled
 
 
 @pytest.fixture
@@ -201,12 +211,6 @@ def proxy_for():
 
 
 # --- a zookapter server subprocess --------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class ZookapterProcess:
     """`python -m zookapter.cli server zoo.cfg` on a fixed port and dataDir: kill() it with
@@ -258,13 +262,8 @@ class ZookapterProcess:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     def log_tail(self) -> str:

@@ -44,6 +44,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support import free_port, terminate
+
 HERE = Path(__file__).resolve()
 SRC = HERE.parent.parent / "src"
 
@@ -194,12 +196,6 @@ def writer_main(cfg: dict) -> None:
 
 # --- test plumbing --------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _four_letter(port: int, word: str, timeout: float = 2.0) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(word.encode())
@@ -232,7 +228,7 @@ class ServerProcess:
 
     def spawn(self) -> None:
         self.starts += 1
-        self.port = _free_port()
+        self.port = free_port()
         cfg = self.workdir / "zoo.cfg"
         cfg.write_text(f"tickTime=2000\ndataDir={self.data_dir}\nclientPort={self.port}\n"
                        f"clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n"
@@ -279,12 +275,8 @@ class ServerProcess:
     def stop(self) -> None:
         """SIGTERM: a clean shutdown, which must exit 0."""
         assert self.proc is not None and self.proc.poll() is None, "server not running"
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
+        rc = terminate(self.proc, 30)
+        if rc is None:
             raise AssertionError("server ignored SIGTERM")
         assert rc == 0, f"exit code {rc} after SIGTERM; log:\n{self.log_tail()}"
         self.proc = None

@@ -4,21 +4,15 @@ their ephemerals restored within the session timeout."""
 from __future__ import annotations
 
 import os
-import socket
 
 from kazoo.client import KazooClient
+from support import dump_tree, free_port
 
 from zookapter.testing import ZookapterServer
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_restart_keeps_tree_and_sessions(tmp_path):
-    port = _free_port()
+    port = free_port()
     data = str(tmp_path / "data")
     with ZookapterServer(data_dir=data, port=port) as s:
         zk = KazooClient(hosts=s.hosts, timeout=20)
@@ -63,25 +57,13 @@ def test_snapshots_roll_the_log(tmp_path):
         zk.stop()
 
 
-def _dump(zk) -> dict:
-    out = {}
-
-    def walk(path):
-        data, stat = zk.get(path)
-        out[path] = (data, stat)
-        for c in zk.get_children(path):
-            walk(("" if path == "/" else path) + "/" + c)
-    walk("/")
-    return out
-
-
 def test_fuzzy_snapshots_under_concurrent_writes_recover_exactly(tmp_path):
     """Snapshots serialized a few nodes per loop turn while three clients keep writing:
     after a restart (snapshot + log replay) the tree equals what was served before."""
     import threading
     data = str(tmp_path / "data")
     props = {"zookeeper.snapCount": "40", "zookapter.snapshot.chunkNodes": "7"}
-    port = _free_port()
+    port = free_port()
     with ZookapterServer(data_dir=data, port=port, props=props) as s:
         setup = KazooClient(hosts=s.hosts)
         setup.start()
@@ -109,14 +91,14 @@ def test_fuzzy_snapshots_under_concurrent_writes_recover_exactly(tmp_path):
         for t in threads:
             t.join()
         assert not errors
-        before = _dump(setup)
+        before = dump_tree(setup)
         setup.stop()
     snaps = [f for f in os.listdir(os.path.join(data, "version-2")) if f.startswith("snap")]
     assert len(snaps) >= 5
     with ZookapterServer(data_dir=data, port=port) as s:
         c = KazooClient(hosts=s.hosts)
         c.start()
-        after = _dump(c)
+        after = dump_tree(c)
         c.stop()
     assert sorted(before) == sorted(after)
     for p in before:

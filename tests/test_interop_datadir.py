@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
+from support import dump_server
+
+from zookapter.testing import ZookapterServer
 
 from oracle import ApacheZooKeeper, apache_zookeeper_available
-from zookapter.testing import ZookapterServer
 
 pytestmark = [pytest.mark.oracle,
               pytest.mark.skipif(not apache_zookeeper_available(), reason="no Apache ZK")]
@@ -42,20 +44,7 @@ def _fill(hosts: str) -> None:
 
 
 def _dump(hosts: str) -> dict:
-    zk = KazooClient(hosts=hosts, auth_data=[("digest", "super:test")])
-    zk.start()
-    out = {}
-
-    def walk(path: str) -> None:
-        data, stat = zk.get(path)
-        acl, _ = zk.get_acls(path)
-        out[path] = (data, stat, sorted(map(repr, acl)))
-        for c in zk.get_children(path):
-            walk(("" if path == "/" else path) + "/" + c)
-
-    walk("/")
-    zk.stop()
-    return out
+    return dump_server(hosts, acls=True, auth_data=[("digest", "super:test")])
 
 
 def _compare(a: dict, b: dict) -> None:

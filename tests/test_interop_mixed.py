@@ -30,6 +30,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoNodeError
 from kazoo.security import make_acl, make_digest_acl
+from support import dump_server
 
 from zookapter.protocol.consts import Op
 from zookapter.protocol.jute import Writer
@@ -129,18 +130,8 @@ def _phase(hosts: str, tag: str, prev: str | None) -> KazooClient:
 
 
 def _dump(hosts: str) -> dict[str, tuple]:
-    zk = _client(hosts, timeout=10)
-    out: dict[str, tuple] = {}
-    stack = ["/"]
-    while stack:
-        path = stack.pop()
-        data, stat = zk.get(path)
-        acl, _ = zk.get_acls(path)
-        out[path] = (data, tuple(stat), sorted((a.perms, a.id.scheme, a.id.id) for a in acl))
-        stack.extend(("" if path == "/" else path) + "/" + c for c in zk.get_children(path))
-    zk.stop()
-    zk.close()
-    return out
+    return dump_server(hosts, acls=True, auth_data=[("digest", "super:test")],
+                       timeout=10)
 
 
 def _diff(expected: dict, got: dict) -> list[str]:

@@ -2,16 +2,15 @@
 together and never early, timeouts, connection loss and session expiry while waiting, the
 blocking twins, and barriers shared with kazoo's recipes."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
 
-from recipes_coord_support import (
+from recipes_support import (
     ExpirableSession,
+    aiotest,
     eventually,
     kazoo_client,
     result_of,
@@ -19,12 +18,7 @@ from recipes_coord_support import (
     spawn,
     start_proxy,
     sync_client,
-)
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
-    aiotest,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper, NoNodeError

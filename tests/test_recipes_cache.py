@@ -4,8 +4,6 @@ other sessions (one in another process); catching up after a zookapter server re
 changes made while the cache was cut off; re-registering its watch after session expiry;
 the blocking twin; coexistence with kazoo's TreeCache on the same subtree."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -15,20 +13,13 @@ import subprocess
 import sys
 import textwrap
 
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
+from recipes_support import (
     SRC,
-    TcpProxy,
-    ZookapterProcess,
     aiotest,
     eventually,
-    fast_apache,
-    fast_server,
-    fast_zookapter,
-    proxy_for,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
+from test_client_support import TcpProxy, ZookapterProcess
 
 from zookapter.client import AsyncZooKeeper, ZooKeeperClient
 from zookapter.client import errors as e

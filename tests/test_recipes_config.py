@@ -3,8 +3,6 @@ Apache ZooKeeper 3.8: typed values and (key, old, new) callbacks in both layouts
 for missing and malformed values, compare-and-set under contention from several sessions and
 another process, following session expiry, and the blocking twins."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -15,17 +13,11 @@ import sys
 import textwrap
 
 import pytest
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
+from recipes_support import (
     SRC,
     aiotest,
     eventually,
-    fast_apache,
-    fast_server,
-    fast_zookapter,
-    proxy_for,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper, ZooKeeperClient

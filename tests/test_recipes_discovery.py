@@ -4,8 +4,6 @@ ServiceCache, member processes killed (their instances expire) and started, a re
 session expires re-registering, a stale node of a previous session replaced, and the
 blocking twins."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -16,17 +14,11 @@ import sys
 import textwrap
 
 import pytest
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
+from recipes_support import (
     SRC,
     aiotest,
     eventually,
-    fast_apache,
-    fast_server,
-    fast_zookapter,
-    proxy_for,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper, ZooKeeperClient

@@ -3,8 +3,6 @@ in separate sessions and processes, hand-over in queue order, leadership given u
 suspension and moving when the leader's session expires, cancellation, the blocking twins,
 and a shared election with kazoo's Election."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +11,9 @@ import threading
 import time
 
 import pytest
-from recipes_coord_support import (
+from recipes_support import (
     ExpirableSession,
+    aiotest,
     assert_disjoint,
     eventually,
     eventually_async,
@@ -24,12 +23,7 @@ from recipes_coord_support import (
     spawn,
     start_proxy,
     sync_client,
-)
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
-    aiotest,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper

@@ -10,8 +10,6 @@
 - kazoo's Lock and ours exclude each other on the same path.
 """
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
@@ -19,32 +17,25 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from kazoo.exceptions import LockTimeout as KazooLockTimeout
-from recipes_lock_support import (
+from recipes_support import (
+    SRC,
+    ExpirableSession,
     ReplyDroppingProxy,
+    aiotest,
     child_count,
-    expire_session,
+    eventually,
+    eventually_async,
     has_children,
     kazoo_client,
     sessions,
-    until,
+    unique_path,
     watches_by_session,
 )
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
-    SRC,
-    ZookapterProcess,
-    aiotest,
-    eventually,
-    fast_apache,
-    fast_server,
-    fast_zookapter,
-    proxy_for,
-    unique_path,
-    zk_server,
-    zookapter_module_server,
-)
+from test_client_support import ZookapterProcess
 
 from zookapter.client import AsyncZooKeeper, ZooKeeperClient
 from zookapter.client import errors as e
@@ -156,7 +147,7 @@ async def test_nonblocking_timeout_cancel_and_reentry(zk_server):
         with pytest.raises(asyncio.CancelledError):
             await waiter
         # every abandoned attempt removed its node: only the holder is queued
-        await until(lambda: has_children(a, path, 1))
+        await eventually_async(lambda: has_children(a, path, 1))
         assert await holder.contenders() == ["holder"]
         assert await holder.release() and not await holder.release()
         assert await other.acquire(blocking=False) > token
@@ -189,7 +180,9 @@ async def guarded_write(zk: AsyncZooKeeper, store: str, token: int, value: bytes
 @aiotest
 async def test_expired_holder_lets_go_and_stale_token_is_refused(zk_server):
     path, store = unique_path("lock"), unique_path("store")
-    async with sessions(zk_server.hosts, 3) as (a, b, c):
+    async with ExpirableSession(zk_server) as expirable_a, \
+            ExpirableSession(zk_server) as expirable_b, AsyncZooKeeper(zk_server.hosts) as c:
+        a, b = expirable_a.zk, expirable_b.zk
         await a.create(store, b"0:")
         la, lb, lc = Lock(a, path, "a"), Lock(b, path, "b"), Lock(c, path, "c")
         token_a = await la.acquire()
@@ -202,12 +195,12 @@ async def test_expired_holder_lets_go_and_stale_token_is_refused(zk_server):
 
         # a waiter's session expires: it queues again (now behind c); c watches a instead
         old_b = lb.node
-        await expire_session(zk_server.hosts, b)
+        await expirable_b.expire()
         await eventually(lambda: lb.node not in (None, old_b))
         assert await la.contenders() == ["a", "c", "b"]
 
-        # the holder "pauses" and its session expires: it knows at once
-        await expire_session(zk_server.hosts, a)
+        # the holder "pauses" and its session expires: it knows once it hears of it
+        await expirable_a.expire()
         await eventually(lambda: not la.is_acquired)
         assert la.fencing_token is None
         token_c = await asyncio.wait_for(wc, 10)
@@ -251,13 +244,21 @@ async def test_holder_keeps_lock_across_connection_cut(zk_server, proxy_for):
         await waiter.release()
 
 
+def run_on_server_process(tmp_path, tick_time_ms: int,
+                          scenario: Callable[[ZookapterProcess], Awaitable[None]]) -> None:
+    """Run `scenario` against a zookapter server process it may kill and start again."""
+    server = ZookapterProcess(tmp_path, tick_time_ms=tick_time_ms)
+    server.start()
+    try:
+        asyncio.run(asyncio.wait_for(scenario(server), 60))
+    finally:
+        server.stop()
+
+
 def test_holder_keeps_lock_across_server_restart(tmp_path):
     """zookapter only: kill -9 the server process and start it again on the same dataDir;
     sessions and the lock survive, the waiter is still queued behind the holder."""
-    server = ZookapterProcess(tmp_path, tick_time_ms=2000)  # allows 30 s sessions
-    server.start()
-
-    async def scenario() -> None:
+    async def scenario(server: ZookapterProcess) -> None:
         async with sessions(server.hosts, 2, timeout=30.0) as (a, b):
             holder, waiter = Lock(a, "/locks/r", "a"), Lock(b, "/locks/r", "b")
             token = await holder.acquire()
@@ -274,10 +275,7 @@ def test_holder_keeps_lock_across_server_restart(tmp_path):
             assert await asyncio.wait_for(pending, 10) > token
             await waiter.release()
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        server.stop()
+    run_on_server_process(tmp_path, 2000, scenario)  # tickTime 2 s allows 30 s sessions
 
 
 @aiotest
@@ -312,10 +310,7 @@ def test_holder_presumed_lost_deletes_its_node_when_the_session_survives(tmp_pat
     """zookapter only: the server is down for longer than the session timeout, so the holder
     presumes its lock lost; the restarted server renews the sessions it reloads, so the
     session (and the node) survive — the holder deletes its node and the waiter gets in."""
-    server = ZookapterProcess(tmp_path, tick_time_ms=500)
-    server.start()
-
-    async def scenario() -> None:
+    async def scenario(server: ZookapterProcess) -> None:
         async with AsyncZooKeeper(server.hosts, timeout=2.0) as a, \
                 AsyncZooKeeper(server.hosts, timeout=10.0) as b:
             holder, waiter = Lock(a, "/locks/p", "a"), Lock(b, "/locks/p", "b")
@@ -332,10 +327,7 @@ def test_holder_presumed_lost_deletes_its_node_when_the_session_survives(tmp_pat
             assert await waiter.contenders() == ["b"]
             await waiter.release()
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        server.stop()
+    run_on_server_process(tmp_path, 500, scenario)
 
 
 @aiotest
@@ -352,7 +344,7 @@ async def test_create_reply_lost_recovered_by_prefix(zk_server):
             proxy.drop_replies = True
             pending = asyncio.ensure_future(lock.acquire())  # its first request: the create
             # the create reached the server, its reply did not come back
-            await until(lambda: has_children(direct, path, 2))
+            await eventually_async(lambda: has_children(direct, path, 2))
             assert lock.node is None
             proxy.cut()
             proxy.drop_replies = False

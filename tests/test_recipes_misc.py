@@ -3,32 +3,26 @@ processes end exact, a change whose reply is lost applies once, party membership
 session expiry, lease exclusivity, renewal and expiry, the blocking twins, and each shared
 with kazoo's recipe of the same kind."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import struct
 
 import pytest
-from recipes_coord_support import (
+from recipes_support import (
     ExpirableSession,
     ReplyDroppingProxy,
+    aiotest,
     eventually_async,
     kazoo_client,
     result_of,
     sessions,
+    slow,
     spawn,
     start_proxy,
     sync_client,
-)
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
-    aiotest,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper, EventType
@@ -36,14 +30,6 @@ from zookapter.protocol.consts import Op
 from zookapter.recipes.counter import Counter, SyncCounter
 from zookapter.recipes.lease import Lease, MultiLease, SyncLease, SyncMultiLease
 from zookapter.recipes.party import Party, ShallowParty, SyncParty, SyncShallowParty
-
-
-def slow(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 90))
-    return wrapper
-
 
 # --- Counter ---------------------------------------------------------------------------------
 

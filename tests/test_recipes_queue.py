@@ -3,42 +3,29 @@ consumers in separate processes and sessions with nothing lost or duplicated, a 
 coming back when its taker's session expires, a consume whose reply is lost, the blocking
 twins, and queues shared with kazoo's recipes."""
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter as Multiset
 
-from recipes_coord_support import (
+from recipes_support import (
     ExpirableSession,
     ReplyDroppingProxy,
+    aiotest,
     kazoo_client,
     result_of,
     sessions,
+    slow,
     spawn,
     start_proxy,
     sync_client,
-)
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
-    aiotest,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
 from zookapter.client import AsyncZooKeeper, NoNodeError
 from zookapter.recipes.queue import LockingQueue, Queue, SyncLockingQueue, SyncQueue
 
 STOP = b"STOP"
-
-
-def slow(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 90))
-    return wrapper
 
 
 def assert_fifo_per_producer(items: list[str]) -> None:

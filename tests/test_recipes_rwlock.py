@@ -4,22 +4,21 @@ watches only the node that blocks it, an expired reader lets the writer in, and 
 ReadLock / WriteLock / Lock queue together with ours on the same path.
 """
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
 
-from recipes_lock_support import expire_session, kazoo_client, sessions, watches_by_session
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
+from recipes_support import (
+    ExpirableSession,
     aiotest,
     eventually,
+    kazoo_client,
+    sessions,
     unique_path,
-    zk_server,
-    zookapter_module_server,
+    watches_by_session,
 )
 
-from zookapter.client import ZooKeeperClient
+from zookapter.client import AsyncZooKeeper, ZooKeeperClient
 from zookapter.recipes.lock import Lock
 from zookapter.recipes.rwlock import ReadWriteLock, SyncReadWriteLock
 
@@ -62,13 +61,13 @@ async def test_readers_share_writer_excludes_in_queue_order(zk_server):
 @aiotest
 async def test_expired_reader_lets_the_writer_in(zk_server):
     path = unique_path("rw")
-    async with sessions(zk_server.hosts, 2) as (a, b):
-        reader = ReadWriteLock(a, path, "r").read_lock
+    async with ExpirableSession(zk_server) as expirable, AsyncZooKeeper(zk_server.hosts) as b:
+        reader = ReadWriteLock(expirable.zk, path, "r").read_lock
         writer = ReadWriteLock(b, path, "w").write_lock
         await reader.acquire()
         pending = asyncio.ensure_future(writer.acquire())
         await eventually(lambda: writer.node is not None)
-        await expire_session(zk_server.hosts, a)
+        await expirable.expire()
         await eventually(lambda: not reader.is_acquired)
         await asyncio.wait_for(pending, 10)
         assert await reader.acquire(blocking=False) is None

@@ -4,23 +4,23 @@ lease behind, an expired holder's lease goes to the next waiter, and kazoo's Sem
 the leases on the same path.
 """
 
-# Fixtures are imported from test_client_support and then named as test parameters:
-# ruff: noqa: F811
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from recipes_lock_support import expire_session, has_children, kazoo_client, sessions, until
-from test_client_support import (  # noqa: F401  (fixtures are used by name)
+from recipes_support import (
+    ExpirableSession,
     aiotest,
     eventually,
+    eventually_async,
+    has_children,
+    kazoo_client,
+    sessions,
     unique_path,
-    zk_server,
-    zookapter_module_server,
 )
 
-from zookapter.client import ZooKeeperClient
+from zookapter.client import AsyncZooKeeper, ZooKeeperClient
 from zookapter.recipes.lock import LockTimeout
 from zookapter.recipes.semaphore import Semaphore, SyncSemaphore
 
@@ -66,9 +66,9 @@ async def test_leases_run_out_and_pass_on_in_order(zk_server):
 
         gate = sems[0].lock_path
         w3 = asyncio.ensure_future(wait(3))  # s3 holds the gate and watches the leases
-        await until(lambda: has_children(zks[0], gate, 1))
+        await eventually_async(lambda: has_children(zks[0], gate, 1))
         w4 = asyncio.ensure_future(wait(4))  # s4 queues for the gate behind s3
-        await until(lambda: has_children(zks[0], gate, 2))
+        await eventually_async(lambda: has_children(zks[0], gate, 2))
         await asyncio.sleep(0.1)
         assert not w3.done() and not w4.done()
         await sems[0].release()
@@ -89,13 +89,13 @@ async def test_leases_run_out_and_pass_on_in_order(zk_server):
 @aiotest
 async def test_expired_holder_loses_its_lease_to_the_waiter(zk_server):
     path = unique_path("sem")
-    async with sessions(zk_server.hosts, 2) as (a, b):
-        holder, waiter = Semaphore(a, path, "a"), Semaphore(b, path, "b")
+    async with ExpirableSession(zk_server) as expirable, AsyncZooKeeper(zk_server.hosts) as b:
+        holder, waiter = Semaphore(expirable.zk, path, "a"), Semaphore(b, path, "b")
         assert await holder.acquire()
         pending = asyncio.ensure_future(waiter.acquire())
         await asyncio.sleep(0.2)
         assert not pending.done()
-        await expire_session(zk_server.hosts, a)
+        await expirable.expire()
         await eventually(lambda: not holder.is_acquired)
         assert await asyncio.wait_for(pending, 10)
         assert await holder.lease_holders() == ["b"]

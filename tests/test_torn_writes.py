@@ -27,7 +27,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from support import dump_server, free_port
 
 from zookapter.protocol.consts import Op
 from zookapter.protocol.records import OPEN_ACL_UNSAFE
@@ -270,20 +270,6 @@ def _server_sample(p: Pristine) -> list[tuple[int, str]]:
             (p.record + 12, "ff")]
 
 
-def _dump(hosts: str) -> dict[str, tuple]:
-    zk = _kazoo(hosts)
-    out = {}
-    stack = ["/t"]
-    while stack:
-        path = stack.pop()
-        data, stat = zk.get(path)
-        out[path] = (data, tuple(stat))
-        stack.extend(f"{path}/{c}" for c in zk.get_children(path))
-    zk.stop()
-    zk.close()
-    return out
-
-
 @pytest.mark.parametrize("kind", ("create", "multi"))
 def test_torn_last_record_full_server(pristine, kind, tmp_path, caplog):
     p = pristine[kind]
@@ -299,7 +285,7 @@ def test_torn_last_record_full_server(pristine, kind, tmp_path, caplog):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="zookapter"):
             with ZookapterServer(data_dir=str(work)) as s:
-                got = _dump(s.hosts)
+                got = dump_server(s.hosts, "/t", timeout=10)
                 zk = _kazoo(s.hosts)
                 zk.create("/t/after", b"after")
                 zk.stop()
@@ -310,7 +296,7 @@ def test_torn_last_record_full_server(pristine, kind, tmp_path, caplog):
             assert _torn_warnings(caplog, log, p.record), where
         assert log.stat().st_size == (p.record if outcome == "torn" else len(buf)), where
         with ZookapterServer(data_dir=str(work)) as s:
-            again = _dump(s.hosts)
+            again = dump_server(s.hosts, "/t", timeout=10)
         assert again.pop("/t/after")[0] == b"after", where
         assert {k: v for k, v in again.items() if k != "/t"} == \
             {k: v for k, v in got.items() if k != "/t"}, where
@@ -347,7 +333,7 @@ def test_torn_only_record_and_torn_header_of_the_newest_log(tmp_path, caplog):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="zookapter.storage"):
             with ZookapterServer(data_dir=str(work)) as s:
-                got = _dump(s.hosts)
+                got = dump_server(s.hosts, "/t", timeout=10)
                 assert "/t/only" not in got and "/t/last" in got, where
                 zk = _kazoo(s.hosts)
                 zk.create("/t/again", b"again")
@@ -359,7 +345,7 @@ def test_torn_only_record_and_torn_header_of_the_newest_log(tmp_path, caplog):
         assert any(e.txn.record.path == "/t/again" for e in iter_log_file(log)
                    if e.txn.type == Op.CREATE), where
         with ZookapterServer(data_dir=str(work)) as s:
-            again = _dump(s.hosts)
+            again = dump_server(s.hosts, "/t", timeout=10)
         assert again["/t/again"][0] == b"again" and "/t/only" not in again, where
         assert {k for k in again if k != "/t"} == {k for k in got if k != "/t"} | {"/t/again"}
 
@@ -450,12 +436,6 @@ def test_corruption_in_an_earlier_log_file(tmp_path):
 
 # --- the command-line server ---------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_cli_server_refuses_corrupt_log(pristine, tmp_path):
     p = pristine["multi"]
     _what, pos, offset = _middle_corruptions(p)[1]
@@ -465,7 +445,7 @@ def test_cli_server_refuses_corrupt_log(pristine, tmp_path):
     vdir = work / VERSION_DIR
     sums = _sums(vdir)
     cfg = tmp_path / "zoo.cfg"
-    port = _free_port()
+    port = free_port()
     cfg.write_text(f"tickTime=2000\ndataDir={work}\nclientPort={port}\n"
                    "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(

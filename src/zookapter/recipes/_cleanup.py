@@ -7,6 +7,9 @@ contender node owned by a live session blocks an election or a lock until that s
 So a recipe that gives up identifies its nodes by a unique prefix (or fixed name) and deletes
 by that. The server handles one session's requests in order, so a listing sent after the
 create sees the node if the create is ever applied.
+
+The deletes take the caller's retry policy: `zk.retry` by default, `_holding.persist` for the
+lock recipes, whose clean-ups go on until the connection comes back.
 """
 
 from __future__ import annotations
@@ -17,35 +20,50 @@ from typing import Any, TypeVar
 
 from ..client.aio import AsyncZooKeeper, ConnectionState
 from ..client.errors import NoNodeError, SessionExpiredError
-from ._typed import children
+from ._typed import Retry, children
 
 T = TypeVar("T")
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()  # clean-ups left running (strong references)
 
 
-async def delete_ephemeral(zk: AsyncZooKeeper, path: str) -> bool:
+async def delete_ephemeral(zk: AsyncZooKeeper, path: str, retry: Retry | None = None) -> bool:
     """Delete the ephemeral node `path`, retrying lost connections; False if it was already
     gone. It goes away with its session, so SessionExpiredError counts as gone too."""
     try:
-        await zk.retry(zk.delete, path)
+        await (retry or zk.retry)(zk.delete, path)
         return True
     except (NoNodeError, SessionExpiredError):
         return False
 
 
-async def delete_prefixed(zk: AsyncZooKeeper, parent: str, prefix: str) -> bool:
+async def delete_prefixed(zk: AsyncZooKeeper, parent: str, prefix: str,
+                          retry: Retry | None = None) -> bool:
     """Delete every child of `parent` named `prefix...`; True if there was one."""
+    if not prefix:
+        raise AssertionError(f"deleting the children of {parent} by an empty prefix")
     try:
-        names = [c for c in await zk.retry(children, zk, parent) if c.startswith(prefix)]
+        names = [c for c in await (retry or zk.retry)(children, zk, parent)
+                 if c.startswith(prefix)]
     except (NoNodeError, SessionExpiredError):
         return False
-    deleted = [await delete_ephemeral(zk, f"{parent}/{name}") for name in names]
+    deleted = [await delete_ephemeral(zk, f"{parent}/{name}", retry) for name in names]
     return any(deleted)
 
 
+async def delete_contender(zk: AsyncZooKeeper, parent: str, prefix: str, node: str | None,
+                           retry: Retry | None = None) -> bool:
+    """Delete our contender node `node`, or, when its create never told us the name, any
+    node with our `prefix`; True if one was deleted."""
+    if node is not None:
+        return await delete_ephemeral(zk, f"{parent}/{node}", retry)
+    return await delete_prefixed(zk, parent, prefix, retry)
+
+
 def in_background(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Run a clean-up nobody waits for (failures are dropped: the session cleans up)."""
+    """Run a clean-up that must outlive the recipe object that started it: the loop keeps
+    only weak references to tasks, so it is kept here until done. Its failure is dropped (the
+    session cleans up); whoever awaits the task still sees it."""
     task = asyncio.ensure_future(work)
     _BACKGROUND.add(task)
     task.add_done_callback(_forget)
@@ -77,8 +95,5 @@ async def remove_ephemeral(zk: AsyncZooKeeper, path: str) -> bool | None:
 
 async def remove_contender(zk: AsyncZooKeeper, parent: str, prefix: str,
                            node: str | None) -> bool | None:
-    """Delete our contender node `node`, or, when its create never told us the name, any
-    node with our `prefix`."""
-    if node is not None:
-        return await remove_ephemeral(zk, f"{parent}/{node}")
-    return await without_hanging(zk, delete_prefixed(zk, parent, prefix))
+    """`delete_contender`, without hanging (None: still going on in the background)."""
+    return await without_hanging(zk, delete_contender(zk, parent, prefix, node))

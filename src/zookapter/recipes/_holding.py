@@ -1,6 +1,7 @@
 """What the lock recipes (lock.py, rwlock.py, semaphore.py) share to hold something through
-connection trouble: retrying idempotent steps, cleanups that outlive their caller, and a
-`SessionGuard` that follows the client's connection state for a holder.
+connection trouble: retrying idempotent steps for as long as the caller waits (`persist`), and
+a `SessionGuard` that follows the client's connection state for a holder. (Clean-ups that
+outlive their caller: _cleanup.py.)
 
 When does a holder stop believing it holds? ZooKeeper only tells a client its session expired
 when the client reconnects, so the guard applies two rules:
@@ -28,14 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..client.aio import AsyncZooKeeper, ConnectionState
-from ..client.errors import (
-    ConnectionClosedError,
-    ConnectionLossError,
-    NotReadOnlyError,
-    OperationTimeoutError,
-    SessionExpiredError,
-)
-from ..client.watches import WatchedEvent
+from ..client.errors import ConnectionClosedError, NotReadOnlyError, SessionExpiredError
+from ._waiting import RETRYABLE
 
 T = TypeVar("T")
 
@@ -45,10 +40,10 @@ SUSPENDED_GIVE_UP_FRACTION = 1 / 3
 RETRY_DELAY_MIN_S = 0.05
 RETRY_DELAY_MAX_S = 1.0
 
-# Failures that leave a step's outcome unknown or that pass: retried. NotReadOnlyError: the
-# server lost its quorum and serves reads only, for now.
-RETRYABLE: tuple[type[BaseException], ...] = (ConnectionLossError, OperationTimeoutError,
-                                              NotReadOnlyError)
+# Failures that leave a step's outcome unknown or that pass: retried by `persist`. On top of
+# connection trouble, NotReadOnlyError: the server lost its quorum and serves reads only, for
+# now.
+PERSIST_RETRYABLE: tuple[type[BaseException], ...] = (*RETRYABLE, NotReadOnlyError)
 
 
 async def persist(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
@@ -59,30 +54,20 @@ async def persist(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) ->
     while True:
         try:
             return await fn(*args, **kwargs)
-        except RETRYABLE:
+        except PERSIST_RETRYABLE:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_DELAY_MAX_S)
 
 
-async def children_of(zk: AsyncZooKeeper, path: str,
-                      watch: Callable[[WatchedEvent], Any] | None = None) -> list[str]:
-    """The child names of `path`, retried like `persist` (the plain form of get_children)."""
-    children = await persist(zk.get_children, path, watch)
-    if not isinstance(children, list):
-        raise AssertionError("get_children without include_stat returned a tuple")
-    return children
-
-
-_background: set[asyncio.Future[None]] = set()
-
-
-def spawn(coro: Awaitable[None]) -> asyncio.Future[None]:
-    """Run a cleanup in the background. The loop keeps only weak references to tasks, so
-    they are kept here until done: a cleanup must outlive the recipe object that started it."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+async def acquire_within(mutex: asyncio.Lock, timeout: float | None,
+                         attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt()` while holding `mutex` (one acquire at a time per recipe object), waiting
+    for both at most `timeout` seconds (None: no limit); TimeoutError when that runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    async with asyncio.timeout_at(deadline):
+        async with mutex:
+            return await attempt()
 
 
 def session_expired(error: BaseException) -> bool:

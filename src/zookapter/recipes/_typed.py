@@ -1,14 +1,20 @@
 """Typed forms of the client calls whose result type depends on a flag (`create` with
-`include_stat`, `get_children` without it), so the recipes read as plainly as they are.
+`include_stat`, `get_children` without it), so the recipes read as plainly as they are; and
+`Retry`, the shape of the two retry policies the recipes choose between (`zk.retry`, bounded,
+and `_holding.persist`, for as long as the caller waits).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from ..client.aio import AsyncZooKeeper
 from ..client.watches import Callback
 from ..protocol.records import Stat
+
+# `retry(fn, *args, **kwargs)`: await fn until it does not fail with a connection error.
+Retry = Callable[..., Awaitable[Any]]
 
 
 async def children(zk: AsyncZooKeeper, path: str, watch: Callback | None = None) -> list[str]:

@@ -9,14 +9,26 @@ it is cleared *before* the reads, nothing that happens during them can be missed
 
 A `Wakeup` is one object with default hashing, so registering it as the watch callback of the
 same node many times leaves one registration in the client's watch table.
+
+`wait_for` is that loop for the recipes that wait with a timeout (barriers, queues).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from ..client.errors import ConnectionLossError, OperationTimeoutError, SessionExpiredError
+from ..client.aio import AsyncZooKeeper
+from ..client.errors import (
+    ConnectionClosedError,
+    ConnectionLossError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
+
+T = TypeVar("T")
 
 # Errors after which a recipe re-reads once the connection is back.
 RETRYABLE: tuple[type[BaseException], ...] = (ConnectionLossError, OperationTimeoutError)
@@ -80,3 +92,33 @@ def bounded(seconds: float, deadline: Deadline) -> float:
     """`seconds`, but no longer than the deadline allows."""
     left = deadline.remaining()
     return seconds if left is None else min(seconds, left)
+
+
+async def wait_for(zk: AsyncZooKeeper, look: Callable[[Wakeup], Awaitable[T | None]],
+                   deadline: Deadline, wake: Wakeup | None = None) -> T | None:
+    """Call `look(wake)` until it returns something other than None or False, and return
+    that; None once `deadline` passed without it.
+
+    `look` reads what it waits for, setting its watches with `wake` as callback (a new
+    Wakeup unless the caller passes one its watch objects already call); `wake` also hears
+    the connection state, so each change means one more look. A connection error or a session
+    expiry in a look means another look once the connection is back (at the latest
+    ERROR_PAUSE_S later); a stopped client (ConnectionClosedError) ends the wait."""
+    wake = Wakeup() if wake is None else wake
+    zk.add_listener(wake)
+    try:
+        while True:
+            wake.clear()
+            try:
+                outcome = await look(wake)
+                if outcome is not None and outcome is not False:
+                    return outcome
+                pause = deadline.remaining()
+            except ConnectionClosedError:
+                raise
+            except TRANSIENT:
+                pause = bounded(ERROR_PAUSE_S, deadline)
+            if not await wake.wait(pause) and deadline.expired:
+                return None
+    finally:
+        zk.remove_listener(wake)

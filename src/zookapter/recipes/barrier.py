@@ -27,18 +27,14 @@ import socket
 import uuid
 
 from ..client.aio import AsyncZooKeeper
-from ..client.errors import (
-    ConnectionClosedError,
-    NodeExistsError,
-    NoNodeError,
-)
+from ..client.errors import NodeExistsError, NoNodeError
 from ..client.sync import ZooKeeperClient
 from ..client.watches import WatchedEvent
 from ..protocol.consts import EventType
 from ._cleanup import delete_ephemeral, remove_ephemeral
 from ._sync import SyncRecipe
 from ._typed import children, create_with_stat
-from ._waiting import ERROR_PAUSE_S, TRANSIENT, Deadline, Wakeup, bounded
+from ._waiting import Deadline, Wakeup, wait_for
 
 READY = "ready"
 
@@ -64,24 +60,10 @@ class Barrier:
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until the barrier is down; False if still up after `timeout` seconds."""
-        deadline = Deadline(timeout)
-        wake = Wakeup()
-        self.client.add_listener(wake)
-        try:
-            while True:
-                wake.clear()
-                try:
-                    if await self.client.exists(self.path, watch=wake) is None:
-                        return True
-                    pause = deadline.remaining()
-                except ConnectionClosedError:
-                    raise
-                except TRANSIENT:
-                    pause = bounded(ERROR_PAUSE_S, deadline)
-                if not await wake.wait(pause) and deadline.expired:
-                    return False
-        finally:
-            self.client.remove_listener(wake)
+        return await wait_for(self.client, self._is_down, Deadline(timeout)) is True
+
+    async def _is_down(self, wake: Wakeup) -> bool:
+        return await self.client.exists(self.path, watch=wake) is None
 
 
 class _ReadyWatch:
@@ -118,53 +100,26 @@ class DoubleBarrier:
     async def enter(self, timeout: float | None = None) -> bool:
         """Join and wait for the others; False (and not joined) after `timeout` seconds."""
         deadline = Deadline(timeout)
+        await self.client.retry(self.client.ensure_path, self.path)
         wake = Wakeup()
-        self.client.add_listener(wake)
-        try:
-            await self.client.retry(self.client.ensure_path, self.path)
-            ready = _ReadyWatch(wake)
-            while True:
-                wake.clear()
-                try:
-                    if await self._try_enter(ready):
-                        self.participating = True
-                        return True
-                    pause = deadline.remaining()
-                except ConnectionClosedError:
-                    raise
-                except TRANSIENT:
-                    pause = bounded(ERROR_PAUSE_S, deadline)
-                if not await wake.wait(pause) and deadline.expired:
-                    await remove_ephemeral(self.client, self.create_path)
-                    return False
-        finally:
-            self.client.remove_listener(wake)
+        ready = _ReadyWatch(wake)
+        if await wait_for(self.client, lambda _: self._try_enter(ready), deadline, wake):
+            self.participating = True
+            return True
+        await remove_ephemeral(self.client, self.create_path)
+        return False
 
     async def leave(self, timeout: float | None = None) -> bool:
         """Leave and wait for the others; False if some are still in after `timeout` s."""
         deadline = Deadline(timeout)
-        wake = Wakeup()
-        self.client.add_listener(wake)
         try:
-            try:
-                await self.client.retry(self.client.delete, f"{self.path}/{READY}")
-            except NoNodeError:
-                pass
-            while True:
-                wake.clear()
-                try:
-                    if await self._try_leave(wake):
-                        self.participating = False
-                        return True
-                    pause = deadline.remaining()
-                except ConnectionClosedError:
-                    raise
-                except TRANSIENT:
-                    pause = bounded(ERROR_PAUSE_S, deadline)
-                if not await wake.wait(pause) and deadline.expired:
-                    return False
-        finally:
-            self.client.remove_listener(wake)
+            await self.client.retry(self.client.delete, f"{self.path}/{READY}")
+        except NoNodeError:
+            pass
+        if await wait_for(self.client, self._try_leave, deadline):
+            self.participating = False
+            return True
+        return False
 
     async def __aenter__(self) -> DoubleBarrier:
         await self.enter()

@@ -2,9 +2,9 @@
 leadership) and `LeaderElection` (run a function while leader, kazoo's Election).
 
 Both put one ephemeral sequential node per candidate under the election path, in kazoo's lock
-layout (`<uuid>__lock__<seq>`, data = identifier; see _contest.py): the lowest sequence leads.
-A kazoo Election (or Lock) on the same path therefore takes part in the same election, and
-`contenders()` lists the same identifiers in the same order as kazoo's.
+layout (`<uuid>__lock__<seq>`, data = identifier; see _contenders.py): the lowest sequence
+leads. A kazoo Election (or Lock) on the same path therefore takes part in the same
+election, and `contenders()` lists the same identifiers in the same order as kazoo's.
 
 Exactly one leader at a time, as far as a client can know:
 - A candidate believes it leads only after reading the children while connected and finding
@@ -31,7 +31,7 @@ from ..client.aio import AsyncZooKeeper, ConnectionState
 from ..client.errors import ConnectionClosedError, SessionExpiredError
 from ..client.sync import ZooKeeperClient
 from ._cleanup import remove_contender
-from ._contest import contender_identifiers, contender_order, create_protected, new_prefix
+from ._contenders import contender_identifiers, create_protected, new_prefix, predecessor
 from ._sync import SyncRecipe
 from ._typed import children
 from ._waiting import ERROR_PAUSE_S, RETRYABLE, Wakeup
@@ -169,14 +169,14 @@ class LeaderLatch:
         if self._node is None or self._node_session != zk.session_id:
             self._set_leader(False)
             await self._create_node()
-        order = contender_order(await children(zk, self.path))
-        if self._node not in order:
+        names = await children(zk, self.path)
+        if self._node is None or self._node not in names:
             self._forget_node()
             return
-        i = order.index(self._node)
-        if i > 0:
+        ahead = predecessor(names, self._node)
+        if ahead is not None:
             self._set_leader(False)
-            if await zk.exists(f"{self.path}/{order[i - 1]}", watch=self._wake) is None:
+            if await zk.exists(f"{self.path}/{ahead}", watch=self._wake) is None:
                 self._wake()
             return
         if await zk.exists(f"{self.path}/{self._node}", watch=self._wake) is None:

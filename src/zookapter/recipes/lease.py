@@ -4,7 +4,7 @@ NonBlockingLease) and `MultiLease` (one of `count` leases, kazoo's MultiNonBlock
 Layout, the same as kazoo's so the two interoperate on one path: the lease is the JSON in
 `<path>/lease_holder`, `{"version": 1, "holder": <identifier>, "end": "<UTC
 %Y-%m-%dT%H:%M:%S>"}`, and whoever reads and rewrites it first holds a short lock on `<path>`
-in kazoo's lock layout (`<uuid>__lock__<seq>` children, see _contest.py). Acquiring succeeds
+in kazoo's lock layout (`<uuid>__lock__<seq>` children, see _mutex.py). Acquiring succeeds
 when there is no lease, when it has ended, or when its holder is our identifier (a renewal);
 it then writes a new end, `now + duration`. A MultiLease tries `<path>/0`, `<path>/1`, ... in
 turn. Nobody deletes an ended lease; the next acquirer overwrites it.
@@ -24,13 +24,13 @@ import datetime as dt
 import json
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..client.aio import AsyncZooKeeper
 from ..client.errors import BadVersionError, NodeExistsError, NoNodeError
 from ..client.sync import ZooKeeperClient
 from ..protocol.records import Stat
-from ._contest import SequentialMutex
+from ._mutex import SequentialMutex
 from ._sync import SyncRecipe
 from ._waiting import RETRYABLE
 
@@ -212,46 +212,40 @@ MultiNonBlockingLease = MultiLease
 
 # -- blocking twins -----------------------------------------------------------------------
 
-class SyncLease(SyncRecipe[Lease]):
+L = TypeVar("L", Lease, MultiLease)
+
+
+class _SyncLeases(SyncRecipe[L]):
+    """What the blocking Lease and MultiLease have in common."""
+
+    @property
+    def obtained(self) -> bool:
+        return self._inner.obtained
+
+    def __bool__(self) -> bool:
+        return self._inner.obtained
+
+    def acquire(self) -> bool:
+        return self._run(self._inner.acquire())
+
+    def release(self) -> bool:
+        return self._run(self._inner.release())
+
+
+class SyncLease(_SyncLeases[Lease]):
     def __init__(self, client: ZooKeeperClient, path: str, duration: dt.timedelta | float,
                  identifier: str | None = None, utcnow: Clock = utcnow,
                  **options: Any) -> None:
         super().__init__(client, lambda zk: Lease(zk, path, duration, identifier, utcnow,
                                                   **options))
 
-    @property
-    def obtained(self) -> bool:
-        return self._inner.obtained
-
-    def __bool__(self) -> bool:
-        return self._inner.obtained
-
-    def acquire(self) -> bool:
-        return self._run(self._inner.acquire())
-
-    def release(self) -> bool:
-        return self._run(self._inner.release())
-
     def holder(self) -> tuple[str, dt.datetime] | None:
         return self._run(self._inner.holder())
 
 
-class SyncMultiLease(SyncRecipe[MultiLease]):
+class SyncMultiLease(_SyncLeases[MultiLease]):
     def __init__(self, client: ZooKeeperClient, count: int, path: str,
                  duration: dt.timedelta | float, identifier: str | None = None,
                  utcnow: Clock = utcnow, **options: Any) -> None:
         super().__init__(client, lambda zk: MultiLease(zk, count, path, duration, identifier,
                                                        utcnow, **options))
-
-    @property
-    def obtained(self) -> bool:
-        return self._inner.obtained
-
-    def __bool__(self) -> bool:
-        return self._inner.obtained
-
-    def acquire(self) -> bool:
-        return self._run(self._inner.acquire())
-
-    def release(self) -> bool:
-        return self._run(self._inner.release())

@@ -44,32 +44,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from typing import ClassVar, cast
+from typing import ClassVar
 
 from ..client.aio import AsyncZooKeeper
-from ..client.errors import (
-    ConnectionLossError,
-    NoNodeError,
-    NotReadOnlyError,
-    OperationTimeoutError,
-    SessionExpiredError,
-)
+from ..client.errors import NoNodeError, NotReadOnlyError, SessionExpiredError
 from ..client.sync import ZooKeeperClient
 from ..client.watches import WatchedEvent
 from ..protocol.consts import CreateMode, EventType
-from ..protocol.records import Stat
-from . import _contenders
-from ._contenders import LOCK_MARK
-from ._holding import (
-    RETRY_DELAY_MAX_S,
-    SessionGuard,
-    children_of,
-    persist,
-    session_expired,
-    spawn,
+from ._cleanup import delete_contender, in_background
+from ._contenders import (
+    LOCK_MARK,
+    LOCK_ONLY,
+    contender_identifiers,
+    find_own,
+    new_prefix,
+    predecessor,
 )
+from ._holding import RETRY_DELAY_MAX_S, SessionGuard, acquire_within, persist, session_expired
 from ._sync import SyncRecipe
+from ._typed import children, create_with_stat
+from ._waiting import RETRYABLE, Wakeup
 
 log = logging.getLogger("zookapter.recipes.lock")
 
@@ -89,7 +83,7 @@ class Lock:
     order). Subclasses change which nodes they create and which block them (rwlock.py)."""
 
     NODE_MARK: ClassVar[str] = LOCK_MARK
-    BLOCKED_BY: ClassVar[frozenset[str]] = frozenset({LOCK_MARK})
+    BLOCKED_BY: ClassVar[frozenset[str]] = LOCK_ONLY
 
     def __init__(self, zk: AsyncZooKeeper, path: str, identifier: str | None = None) -> None:
         zk._check_path(path)
@@ -103,9 +97,9 @@ class Lock:
         self._node: str | None = None  # our child name while queued or holding
         self._token: int | None = None
         self._held = False
-        self._guard = SessionGuard(zk, lambda: self._held, self._lose, self._wake_up)
+        self._wake = Wakeup()  # our predecessor's watch and the connection state
+        self._guard = SessionGuard(zk, lambda: self._held, self._lose, self._wake)
         self._path_ensured = False
-        self._wake = asyncio.Event()
         self._mutex = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -143,14 +137,9 @@ class Lock:
         """Wait for the lock and return the fencing token. `blocking=False`: return None at
         once if the lock is taken. LockTimeout after `timeout` seconds (the queued node is
         removed). Not reentrant: RuntimeError if this object already holds it."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout_at(deadline):
-                async with self._mutex:
-                    if self._held:
-                        raise RuntimeError(f"{self.path}: already held by this Lock object")
-                    return await self._acquire_listening(blocking)
+            return await acquire_within(self._mutex, timeout,
+                                        lambda: self._acquire_listening(blocking))
         except TimeoutError:
             raise LockTimeout(f"could not acquire {self.path} in {timeout}s") from None
 
@@ -162,7 +151,7 @@ class Lock:
         self._guard.stop()
         node, self._node = self._node, None
         if node is not None:
-            await asyncio.shield(spawn(self._cleanup(self._prefix, node)))
+            await asyncio.shield(self._cleanup(self._prefix, node))
         return was_held
 
     async def __aenter__(self) -> int:
@@ -177,26 +166,14 @@ class Lock:
     async def contenders(self) -> list[str]:
         """Identifiers of every contender this lock kind sees (holders first), in queue
         order, kazoo's contenders included. Empty identifiers appear as ''."""
-        try:
-            children = await children_of(self.zk, self.path)
-        except NoNodeError:
-            return []
-        nodes = _contenders.queue(children, self.BLOCKED_BY | {self.NODE_MARK})
-        results = await asyncio.gather(
-            *(persist(self.zk.get, f"{self.path}/{c.name}") for c in nodes),
-            return_exceptions=True)
-        out = []
-        for r in results:
-            if isinstance(r, NoNodeError):
-                continue  # left the queue meanwhile
-            if isinstance(r, BaseException):
-                raise r
-            out.append((r[0] or b"").decode("utf-8", "replace"))
-        return out
+        return await contender_identifiers(self.zk, self.path,
+                                           self.BLOCKED_BY | {self.NODE_MARK}, persist)
 
     # -- the algorithm --------------------------------------------------------------------
 
     async def _acquire_listening(self, blocking: bool) -> int | None:
+        if self._held:
+            raise RuntimeError(f"{self.path}: already held by this Lock object")
         self._guard.start()
         try:
             token = await self._acquire(blocking)
@@ -233,17 +210,17 @@ class Lock:
 
     async def _enqueue(self) -> tuple[str, int]:
         """Create our node (or find it after a lost reply): (child name, czxid)."""
-        self._prefix = uuid.uuid4().hex + self.NODE_MARK
+        self._prefix = new_prefix(self.NODE_MARK)
         self._node = None
         base = f"{self.path}/{self._prefix}"
         while True:
             try:
-                created, stat = cast(tuple[str, Stat], await self.zk.create(
-                    base, self._data, mode=CreateMode.EPHEMERAL_SEQUENTIAL, include_stat=True))
+                created, stat = await create_with_stat(
+                    self.zk, base, self._data, mode=CreateMode.EPHEMERAL_SEQUENTIAL)
             except NoNodeError:  # the lock node was deleted meanwhile
                 await persist(self.zk.ensure_path, self.path)
                 continue
-            except (ConnectionLossError, OperationTimeoutError):
+            except RETRYABLE:
                 found = await self._find_own()
                 if found is None:
                     continue
@@ -256,10 +233,9 @@ class Lock:
 
     async def _find_own(self) -> tuple[str, int] | None:
         try:
-            children = await children_of(self.zk, self.path)
+            name = find_own(await persist(children, self.zk, self.path), self._prefix)
         except NoNodeError:
             return None
-        name = _contenders.find_own(children, self._prefix)
         if name is None:
             return None
         stat = await persist(self.zk.exists, f"{self.path}/{name}")
@@ -276,12 +252,12 @@ class Lock:
             if self._guard.expiries != lost:
                 raise _Requeue
             try:
-                children = await children_of(self.zk, self.path)
+                names = await persist(children, self.zk, self.path)
             except NoNodeError:
                 raise _Requeue from None
-            if node not in children:
+            if node not in names:
                 raise _Requeue
-            ahead = _contenders.predecessor(children, node, self.BLOCKED_BY)
+            ahead = predecessor(names, node, self.BLOCKED_BY)
             if ahead is None:
                 await self._watch_own(node)
                 if self._guard.expiries != lost:
@@ -290,7 +266,7 @@ class Lock:
             if not blocking:
                 return False
             try:
-                await persist(self.zk.get, f"{self.path}/{ahead}", watch=self._on_wake)
+                await persist(self.zk.get, f"{self.path}/{ahead}", watch=self._wake)
             except NoNodeError:
                 continue  # gone already: look again
             await self._wake.wait()
@@ -301,12 +277,6 @@ class Lock:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _on_wake(self, event: WatchedEvent) -> None:
-        self._wake.set()
-
-    def _wake_up(self) -> None:
-        self._wake.set()
-
     def _on_own_node(self, event: WatchedEvent) -> None:
         node = self._node
         if not self._held or node is None or event.path != f"{self.path}/{node}":
@@ -314,7 +284,7 @@ class Lock:
         if event.type == EventType.NODE_DELETED:
             self._drop("its lock node was deleted")
         else:  # a data change used up the one-shot watch: set it again
-            spawn(self._rewatch_own(node))
+            in_background(self._rewatch_own(node))
 
     async def _rewatch_own(self, node: str) -> None:
         try:
@@ -331,7 +301,7 @@ class Lock:
         node, prefix = self._node, self._prefix
         self._drop(reason)
         if session_may_live and node is not None:
-            spawn(self._cleanup(prefix, node))
+            self._cleanup(prefix, node)
 
     def _drop(self, reason: str) -> None:
         log.warning("%r no longer held: %s", self, reason)
@@ -340,31 +310,22 @@ class Lock:
 
     # -- cleanup --------------------------------------------------------------------------
 
-    def _abandon(self) -> asyncio.Future[None] | None:
+    def _abandon(self) -> asyncio.Task[bool] | None:
         """Give up the attempt: stop listening, delete our node in the background."""
         self._guard.stop()
         return self._abandon_node()
 
-    def _abandon_node(self) -> asyncio.Future[None] | None:
+    def _abandon_node(self) -> asyncio.Task[bool] | None:
         node, self._node = self._node, None
         if not self._prefix:
             return None  # no create was sent yet
-        return spawn(self._cleanup(self._prefix, node))
+        return self._cleanup(self._prefix, node)
 
-    async def _cleanup(self, prefix: str, node: str | None) -> None:
-        """Delete our node; without its name (a create's reply was lost), find it by prefix.
-        A node of an expired or closed session is already gone."""
-        if not prefix and node is None:
-            raise AssertionError("cleanup without a node name or prefix")
-        try:
-            if node is None:
-                children = await children_of(self.zk, self.path)
-                node = _contenders.find_own(children, prefix)
-                if node is None:
-                    return
-            await persist(self.zk.delete, f"{self.path}/{node}")
-        except (NoNodeError, SessionExpiredError):
-            pass
+    def _cleanup(self, prefix: str, node: str | None) -> asyncio.Task[bool]:
+        """Delete our node in the background, retried until the connection is back; without
+        its name (a create's reply was lost), find it by prefix. A node of an expired or
+        closed session is already gone."""
+        return in_background(delete_contender(self.zk, self.path, prefix, node, persist))
 
 
 class SyncLock(SyncRecipe[Lock]):

@@ -25,6 +25,7 @@ from ..client.sync import ZooKeeperClient
 from ..client.watches import WatchedEvent
 from ..protocol.consts import EventType
 from ._cleanup import remove_ephemeral
+from ._identifiers import identifiers_of
 from ._sync import SyncRecipe
 from ._typed import children, create_with_stat
 from ._waiting import ERROR_PAUSE_S
@@ -156,17 +157,7 @@ class Party(_BaseParty):
 
     async def members(self) -> list[str]:
         nodes = await self._member_nodes()
-        replies = await asyncio.gather(
-            *(self.client.retry(self.client.get, f"{self.path}/{n}") for n in nodes),
-            return_exceptions=True)
-        out = []
-        for r in replies:
-            if isinstance(r, NoNodeError):
-                continue  # left meanwhile
-            if isinstance(r, BaseException):
-                raise r
-            out.append(r[0].decode("utf-8", "replace"))
-        return out
+        return await identifiers_of(self.client, self.path, nodes, self.client.retry)
 
 
 class ShallowParty(_BaseParty):

@@ -33,19 +33,13 @@ import uuid
 from collections.abc import Sequence
 
 from ..client.aio import AsyncZooKeeper
-from ..client.errors import (
-    BadVersionError,
-    ConnectionClosedError,
-    NodeExistsError,
-    NoNodeError,
-    SessionExpiredError,
-)
+from ..client.errors import BadVersionError, NodeExistsError, NoNodeError, SessionExpiredError
 from ..client.sync import ZooKeeperClient
 from ..protocol.records import Stat
 from ._cleanup import delete_ephemeral, in_background
 from ._sync import SyncRecipe
 from ._typed import children, create_path, create_with_stat
-from ._waiting import ERROR_PAUSE_S, TRANSIENT, Deadline, Wakeup, bounded
+from ._waiting import Deadline, Wakeup, wait_for
 
 ENTRY_PREFIX = "entry-"
 DEFAULT_PRIORITY = 100
@@ -111,25 +105,7 @@ class Queue(_Base):
         await self._ensure_paths()
         if not block:
             return await self._take_first(None)
-        deadline = Deadline(timeout)
-        wake = Wakeup()
-        self.client.add_listener(wake)
-        try:
-            while True:
-                wake.clear()
-                try:
-                    item = await self._take_first(wake)
-                    if item is not None:
-                        return item
-                    pause = deadline.remaining()
-                except ConnectionClosedError:
-                    raise
-                except TRANSIENT:
-                    pause = bounded(ERROR_PAUSE_S, deadline)
-                if not await wake.wait(pause) and deadline.expired:
-                    return None
-        finally:
-            self.client.remove_listener(wake)
+        return await wait_for(self.client, self._take_first, Deadline(timeout))
 
     async def _take_first(self, wake: Wakeup | None) -> bytes | None:
         zk = self.client
@@ -183,25 +159,7 @@ class LockingQueue(_Base):
         if self.processing_element is not None:
             return self.processing_element[1]
         await self._ensure_paths()
-        deadline = Deadline(timeout)
-        wake = Wakeup()
-        self.client.add_listener(wake)
-        try:
-            while True:
-                wake.clear()
-                try:
-                    item = await self._take_first(wake)
-                    if item is not None:
-                        return item
-                    pause = deadline.remaining()
-                except ConnectionClosedError:
-                    raise
-                except TRANSIENT:
-                    pause = bounded(ERROR_PAUSE_S, deadline)
-                if not await wake.wait(pause) and deadline.expired:
-                    return None
-        finally:
-            self.client.remove_listener(wake)
+        return await wait_for(self.client, self._take_first, Deadline(timeout))
 
     async def holds_lock(self) -> bool:
         """True if this consumer still holds the item it took (asks the server)."""

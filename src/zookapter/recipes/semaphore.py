@@ -42,16 +42,12 @@ from ..client.errors import (
     SessionExpiredError,
 )
 from ..client.sync import ZooKeeperClient
-from ..client.watches import WatchedEvent
-from ._holding import (
-    RETRYABLE,
-    SessionGuard,
-    children_of,
-    persist,
-    session_expired,
-    spawn,
-)
+from ._cleanup import delete_ephemeral, in_background
+from ._holding import PERSIST_RETRYABLE, SessionGuard, acquire_within, persist, session_expired
+from ._identifiers import identifiers_of
 from ._sync import SyncRecipe
+from ._typed import children
+from ._waiting import Wakeup
 from .lock import Lock, LockTimeout
 
 log = logging.getLogger("zookapter.recipes.semaphore")
@@ -82,8 +78,8 @@ class Semaphore:
         self._data = self.identifier.encode("utf-8")
         self._lease: str | None = None  # our lease's child name while acquiring or holding
         self._held = False
-        self._guard = SessionGuard(zk, lambda: self._held, self._lose, self._wake_up)
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()  # the lease children's watch and the connection state
+        self._guard = SessionGuard(zk, lambda: self._held, self._lose, self._wake)
         self._mutex = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -111,14 +107,9 @@ class Semaphore:
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Wait for a lease; True once held. `blocking=False`: False at once when none is
         free (or another contender is taking one). LockTimeout after `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
         try:
-            async with asyncio.timeout_at(deadline):
-                async with self._mutex:
-                    if self._held:
-                        raise RuntimeError(f"{self.path}: lease already held by this object")
-                    return await self._acquire_listening(blocking)
+            return await acquire_within(self._mutex, timeout,
+                                        lambda: self._acquire_listening(blocking))
         except TimeoutError:
             raise LockTimeout(f"no lease on {self.path} in {timeout}s") from None
 
@@ -129,7 +120,7 @@ class Semaphore:
         self._guard.stop()
         name, self._lease = self._lease, None
         if name is not None:
-            await asyncio.shield(spawn(self._delete_lease(name)))
+            await asyncio.shield(self._delete_lease(name))
         return was_held
 
     async def __aenter__(self) -> Semaphore:
@@ -142,24 +133,16 @@ class Semaphore:
     async def lease_holders(self) -> list[str]:
         """Identifiers of the current lease holders (unordered), kazoo's included."""
         try:
-            children = await children_of(self.zk, self.path)
+            names = await persist(children, self.zk, self.path)
         except NoNodeError:
             return []
-        results = await asyncio.gather(
-            *(persist(self.zk.get, f"{self.path}/{c}") for c in children),
-            return_exceptions=True)
-        out = []
-        for r in results:
-            if isinstance(r, NoNodeError):
-                continue
-            if isinstance(r, BaseException):
-                raise r
-            out.append((r[0] or b"").decode("utf-8", "replace"))
-        return out
+        return await identifiers_of(self.zk, self.path, names, persist)
 
     # -- the algorithm --------------------------------------------------------------------
 
     async def _acquire_listening(self, blocking: bool) -> bool:
+        if self._held:
+            raise RuntimeError(f"{self.path}: lease already held by this object")
         self._guard.start()
         name = self._lease = uuid.uuid4().hex
         try:
@@ -217,10 +200,10 @@ class Semaphore:
             self._wake.clear()
             if not gate.is_acquired:
                 raise _Regate
-            children = await children_of(self.zk, self.path, self._on_wake)
-            if name in children:  # created by an attempt whose reply was lost
+            names = await persist(children, self.zk, self.path, self._wake)
+            if name in names:  # created by an attempt whose reply was lost
                 return True
-            if len(children) < self.max_leases:
+            if len(names) < self.max_leases:
                 if await self._create_lease(gate, name):
                     return True
                 continue
@@ -236,7 +219,7 @@ class Semaphore:
         tx.create(f"{self.path}/{name}", self._data, ephemeral=True)
         try:
             await tx.commit()
-        except RETRYABLE:
+        except PERSIST_RETRYABLE:
             return False
         except NodeExistsError:
             return True  # ours: an earlier attempt's reply was lost
@@ -246,12 +229,6 @@ class Semaphore:
 
     # -- events ---------------------------------------------------------------------------
 
-    def _on_wake(self, event: WatchedEvent) -> None:
-        self._wake.set()
-
-    def _wake_up(self) -> None:
-        self._wake.set()
-
     def _lose(self, reason: str, session_may_live: bool) -> None:
         """The SessionGuard's verdict: the lease is gone (or presumed gone, and then it may
         still exist: delete it once the session answers)."""
@@ -260,20 +237,19 @@ class Semaphore:
         self._held = False
         self._guard.stop()
         if session_may_live and name is not None:
-            spawn(self._delete_lease(name))
+            self._delete_lease(name)
 
     # -- cleanup --------------------------------------------------------------------------
 
     def _abandon(self, name: str) -> None:
         self._guard.stop()
         self._lease = None
-        spawn(self._delete_lease(name))
+        self._delete_lease(name)
 
-    async def _delete_lease(self, name: str) -> None:
-        try:
-            await persist(self.zk.delete, f"{self.path}/{name}")
-        except (NoNodeError, SessionExpiredError):
-            pass  # never created, or gone with its session
+    def _delete_lease(self, name: str) -> asyncio.Task[bool]:
+        """Delete our lease in the background, retried until the connection is back (False:
+        never created, or gone with its session)."""
+        return in_background(delete_ephemeral(self.zk, f"{self.path}/{name}", persist))
 
 
 

@@ -41,7 +41,7 @@ from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
 from ..storage.digest import DigestShadow
 from . import quotas, reads, replies
 from .acl import AuthProviders
-from .datatree import ApplyResult, DataTree
+from .datatree import ApplyResult, DataTree, Node
 from .prep import KeeperError, MalformedMulti, Prep, normalize_multi_ops
 from .sasl import SaslServerFactory
 from .sessions import Session, SessionTracker, timeout_bounds
@@ -65,6 +65,30 @@ WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
     # Java's prep refuses reconfig before reading its body (reconfigEnabled is off here).
     Op.RECONFIG: lambda r: None,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _MissedWhileAway:
+    """SetWatches for one kind of watch: the event a watch set before the client's last zxid
+    missed, judged from the node as it is now (None: nothing, the watch is set again)."""
+    if_missing: EventType | None
+    if_changed: EventType
+    changed: Callable[[Node, int], bool]  # (node, the client's last zxid)
+
+    def event(self, node: Node | None, rel_zxid: int) -> EventType | None:
+        if node is None:
+            return self.if_missing
+        return self.if_changed if self.changed(node, rel_zxid) else None
+
+
+# As ZooKeeper's DataTree.setWatches: a data watch missed a change of the node's data or its
+# deletion, a child watch a change of its children or its deletion, and an exist watch (set
+# on a missing node) the node's creation.
+_DATA_REWATCH = _MissedWhileAway(EventType.NODE_DELETED, EventType.NODE_DATA_CHANGED,
+                                 lambda node, zxid: node.mzxid > zxid)
+_EXIST_REWATCH = _MissedWhileAway(None, EventType.NODE_CREATED, lambda node, zxid: True)
+_CHILD_REWATCH = _MissedWhileAway(EventType.NODE_DELETED, EventType.NODE_CHILDREN_CHANGED,
+                                  lambda node, zxid: node.pzxid > zxid)
 
 
 class ConnectionLike(Protocol):
@@ -475,27 +499,15 @@ class ServerCore:
                     recursive: list[str]) -> None:
         """SetWatches(2): re-register, firing what changed since `rel_zxid` (zxid -1)."""
         tree, w = self.tree, self.watches
-        for p in data:
-            n = tree.get(p)
-            if n is None:
-                conn.notify(EventType.NODE_DELETED, p, -1)
-            elif n.mzxid > rel_zxid:
-                conn.notify(EventType.NODE_DATA_CHANGED, p, -1)
-            else:
-                w.add_data_watch(p, conn)
-        for p in exist:
-            if tree.get(p) is not None:
-                conn.notify(EventType.NODE_CREATED, p, -1)
-            else:
-                w.add_data_watch(p, conn)
-        for p in child:
-            n = tree.get(p)
-            if n is None:
-                conn.notify(EventType.NODE_DELETED, p, -1)
-            elif n.pzxid > rel_zxid:
-                conn.notify(EventType.NODE_CHILDREN_CHANGED, p, -1)
-            else:
-                w.add_child_watch(p, conn)
+        for paths, rule, add in ((data, _DATA_REWATCH, w.add_data_watch),
+                                 (exist, _EXIST_REWATCH, w.add_data_watch),
+                                 (child, _CHILD_REWATCH, w.add_child_watch)):
+            for p in paths:
+                event = rule.event(tree.get(p), rel_zxid)
+                if event is None:
+                    add(p, conn)
+                else:
+                    conn.notify(event, p, -1)
         for p in persistent:
             w.add_persistent(p, conn, False)
         for p in recursive:

@@ -1,6 +1,10 @@
-"""Helpers of the coordination recipe tests (test_recipes_election.py, _barrier.py, _queue.py,
-_misc.py): groups of client sessions, kazoo clients, forced session expiry, a proxy that
-swallows replies, and worker processes (recipes_coord_worker.py).
+"""Helpers of the recipe tests (test_recipes_*.py): groups of client sessions, kazoo clients,
+sessions the test expires at will, a proxy that swallows replies, the server's view of who
+watches what, and worker processes (recipes_coord_worker.py).
+
+The server fixtures (`zk_server`: zookapter and Apache ZooKeeper; `fast_server`, `proxy_for`)
+come from tests/conftest.py; the plain helpers every recipe test uses are re-exported here,
+so a test module imports from this one place.
 """
 
 from __future__ import annotations
@@ -13,19 +17,38 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 from kazoo.client import KazooClient
-from test_client_support import SRC, TcpProxy
+from test_client_support import SRC, TcpProxy, aiotest, unique_path
+from test_client_support import eventually as _eventually
 
 from zookapter.client import AsyncZooKeeper, ZooKeeperClient
+from zookapter.client.errors import NoNodeError
 from zookapter.protocol.consts import Op
 from zookapter.protocol.jute import Writer
 from zookapter.protocol.records import ConnectRequest
 
-WORKER = Path(__file__).resolve().parent / "recipes_coord_worker.py"
+from oracle import four_letter_word
 
+__all__ = [
+    "SRC", "aiotest", "eventually", "unique_path", "slow", "sessions", "sync_client",
+    "kazoo_client", "ExpirableSession", "eventually_async", "child_count", "has_children",
+    "assert_disjoint", "watches_by_session", "ReplyDroppingProxy", "start_proxy", "spawn",
+    "result_of",
+]
+
+WORKER = Path(__file__).resolve().parent / "recipes_coord_worker.py"
+SLOW_TEST_TIMEOUT_S = 90.0
+
+
+def slow(fn):
+    """`aiotest` for scenarios with worker processes or several session expiries."""
+    return aiotest(fn, SLOW_TEST_TIMEOUT_S)
+
+
+# -- clients ----------------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
 async def sessions(hosts: str, n: int, timeout: float = 10.0
@@ -60,9 +83,11 @@ def kazoo_client(hosts: str) -> Iterator[KazooClient]:
         client.close()
 
 
+# -- session expiry -----------------------------------------------------------------------------
+
 def _close_session(hosts: str, session_id: int, passwd: bytes) -> None:
     """Take the session over on a second connection and close it there. Both frames leave in
-    one write, so the owner cannot reconnect in between and keep the session."""
+    one write, so the server handles them back to back."""
     host, port = hosts.split(",")[0].split(":")
     w = Writer()
     ConnectRequest(0, 0, 10000, session_id, passwd, False, True).write(w)
@@ -72,16 +97,18 @@ def _close_session(hosts: str, session_id: int, passwd: bytes) -> None:
         s.sendall(struct.pack(">i", len(connect)) + connect
                   + struct.pack(">i", len(close)) + close)
         with contextlib.suppress(OSError):
-            while s.recv(4096):
+            while s.recv(4096):  # the server closes the connection after the reply
                 pass
 
 
 class ExpirableSession:
-    """A client whose session the test can end on the server at will. The client talks
-    through its own proxy: `expire()` cuts the proxy, closes the session on a direct
-    connection (kazoo's test-harness way) and heals the proxy, so the client cannot win the
-    session back by reconnecting in between; it then finds the session expired (LOST) and
-    starts a new one."""
+    """A client whose session the test can end on the server at will, deterministically.
+
+    The client talks through its own proxy: `expire()` cuts the proxy, closes the session on a
+    direct connection (kazoo's test-harness way) and heals the proxy, so the client cannot win
+    the session back by reconnecting in between (closing it while the client may reconnect
+    makes the close fail now and then: the session moved); the client then finds the session
+    expired (LOST) and starts a new one."""
 
     def __init__(self, server, timeout: float = 10.0) -> None:
         self.server_hosts = server.hosts
@@ -105,18 +132,17 @@ class ExpirableSession:
         await eventually(lambda: zk.connected and zk.session_id not in (0, old), timeout=20)
 
 
-async def eventually(predicate, timeout: float = 15.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+# -- waiting and looking ---------------------------------------------------------------------
+
+async def eventually(predicate: Callable[[], object], timeout: float = 15.0,
+                     interval: float = 0.02):
+    """test_client_support's `eventually`, with the longer patience of the recipe tests
+    (several sessions, processes and servers share two cores)."""
+    return await _eventually(predicate, timeout, interval)
 
 
-async def eventually_async(fn, timeout: float = 15.0, interval: float = 0.05):
+async def eventually_async(fn: Callable[[], Awaitable[object]], timeout: float = 15.0,
+                           interval: float = 0.05):
     """Like `eventually`, for a coroutine function returning the value to test."""
     deadline = time.monotonic() + timeout
     while True:
@@ -128,6 +154,17 @@ async def eventually_async(fn, timeout: float = 15.0, interval: float = 0.05):
         await asyncio.sleep(interval)
 
 
+async def child_count(zk: AsyncZooKeeper, path: str) -> int:
+    try:
+        return len(await zk.get_children(path))
+    except NoNodeError:
+        return 0
+
+
+async def has_children(zk: AsyncZooKeeper, path: str, n: int) -> bool:
+    return await child_count(zk, path) == n
+
+
 def assert_disjoint(intervals: list[tuple[float, float, str]]) -> None:
     """No two (start, end, who) intervals overlap: one leader at a time."""
     ordered = sorted(intervals)
@@ -135,6 +172,21 @@ def assert_disjoint(intervals: list[tuple[float, float, str]]) -> None:
         if s2 < e1:
             raise AssertionError(f"{a} led until {e1:.4f} but {b} from {s2:.4f}")
 
+
+def watches_by_session(hosts: str) -> dict[int, set[str]]:
+    """The server's watch table by session (`wchc`): {session id: watched paths}."""
+    host, port = hosts.split(",")[0].split(":")
+    table: dict[int, set[str]] = {}
+    current: set[str] | None = None
+    for line in four_letter_word(host, int(port), "wchc", timeout_s=10).splitlines():
+        if line.startswith("0x"):
+            current = table.setdefault(int(line, 16), set())
+        elif line.startswith("\t") and current is not None:
+            current.add(line.strip())
+    return table
+
+
+# -- proxies ----------------------------------------------------------------------------------
 
 class ReplyDroppingProxy(TcpProxy):
     """A TcpProxy that, with `drop_replies`, still forwards requests but swallows what the
@@ -158,39 +210,18 @@ class ReplyDroppingProxy(TcpProxy):
                 self.drop_replies = True
             del pending[:4 + size]
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                      ) -> None:
-        if self.down:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-
+    def _forwarding(self) -> Callable[[bytes, bool], bool]:
         pending, first = bytearray(), [True]
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                       replies: bool) -> None:
-            try:
-                while data := await src.read(65536):
-                    if not replies and self.drop_from_op is not None:
-                        self._inspect(pending, data, first)
-                    if not self.stalled and not (replies and self.drop_replies):
-                        dst.write(data)
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.transport.abort()
-
-        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
-        self._writers.discard(writer)
-        self._writers.discard(up_writer)
+        def forward(data: bytes, replies: bool) -> bool:
+            if not replies and self.drop_from_op is not None:
+                self._inspect(pending, data, first)
+            return not self.stalled and not (replies and self.drop_replies)
+        return forward
 
 
 def start_proxy(server, cls: type[TcpProxy] = TcpProxy) -> TcpProxy:
+    """A started proxy of `cls` in front of `server`; the caller stops it."""
     host, port = server.hosts.split(":")
     return cls(host, int(port)).start()
 
