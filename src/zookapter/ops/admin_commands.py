@@ -7,8 +7,9 @@ ZooKeeper's CommandResponse.toMap() builds: the command's fields, then "command"
 keeps the position of the first put). Map keys that are numbers in Java (session ids, expiry
 times) become JSON strings there; Python's json does the same with int keys.
 
-The standalone answers of the quorum commands (leader, voting_view, zabstate, observers)
-are ZooKeeper's answers for a server that is not part of a quorum.
+The quorum commands (leader, voting_view, zabstate, observers) ask an ensemble member's
+`quorum_view` (quorum/opsview.py); a standalone or read-only server, or a view answering
+None, gets ZooKeeper's answers for a server that is not part of a quorum.
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def _icfg(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _isro(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {"read_only": False}
+    return {"read_only": info.read_only(server)}
+
+
+def _quorum_answer(server: StandaloneServer, name: str) -> Body | None:
+    view = info.quorum_view(server)
+    return None if view is None else getattr(view, name)()
 
 
 def _lsnp(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
@@ -107,7 +113,7 @@ def _lsnp(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _lead(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {"error": "server is not initialized"}
+    return _quorum_answer(server, "leader") or {"error": "server is not initialized"}
 
 
 def _mntr(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
@@ -115,7 +121,7 @@ def _mntr(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _obsr(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {"synced_observers": 0, "observers": []}
+    return _quorum_answer(server, "observers") or {"synced_observers": 0, "observers": []}
 
 
 def _stmk(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
@@ -132,13 +138,17 @@ def _stmk(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _srvr(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {
+    body: Body = {
         "version": info.FULL_VERSION,
-        "read_only": False,
+        "read_only": info.read_only(server),
         "server_stats": info.server_stats(server),
         "client_response": info.client_response_stats(server),
-        "node_count": info.core_of(server).tree.node_count(),
     }
+    proposals = info.proposal_stats(server)
+    if proposals is not None:  # the leader's
+        body["proposal_stats"] = proposals.as_dict()
+    body["node_count"] = info.node_count(info.core_of(server))
+    return body
 
 
 def _stat(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
@@ -152,7 +162,7 @@ def _sysp(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _voting_view(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {"current_config": {}}
+    return _quorum_answer(server, "voting_view") or {"current_config": {}}
 
 
 def _wchc(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
@@ -168,7 +178,7 @@ def _wchs(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
 
 
 def _zabstate(server: StandaloneServer, kwargs: dict[str, str]) -> Body:
-    return {"voting": False, "zabstate": ""}
+    return _quorum_answer(server, "zabstate") or {"voting": False, "zabstate": ""}
 
 
 # --- the table ---------------------------------------------------------------------------------

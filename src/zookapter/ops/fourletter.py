@@ -26,7 +26,7 @@ def _mode(server: StandaloneServer) -> str:
 
 def _latency(server: StandaloneServer) -> tuple[str, str, str]:
     lo, avg, hi = info.latency(server)
-    return f"{lo}", f"{avg:.4f}", f"{hi}"
+    return f"{lo}", info.java_double(avg), f"{hi}"
 
 
 def _connections(server: StandaloneServer) -> list[ClientConnection]:
@@ -53,6 +53,8 @@ def srvr(server: StandaloneServer, conn: ClientConnection, with_clients: bool = 
     assert core is not None
     lo, avg, hi = _latency(server)
     lines = [VERSION_LINE]
+    if info.read_only(server):
+        lines.append("READ-ONLY mode; serving only read-only clients")
     if with_clients:
         lines.append("Clients:")
         lines.extend(_cons_line(c, True) for c in _connections(server))
@@ -65,8 +67,11 @@ def srvr(server: StandaloneServer, conn: ClientConnection, with_clients: bool = 
         f"Outstanding: {info.outstanding_requests(server)}",
         f"Zxid: 0x{core.last_zxid:x}",
         f"Mode: {_mode(server)}",
-        f"Node count: {core.tree.node_count()}",
+        f"Node count: {info.node_count(core)}",
     ]
+    proposals = info.proposal_stats(server)
+    if proposals is not None:
+        lines.append(f"Proposal sizes last/min/max: {proposals}")
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +84,10 @@ def ruok(server: StandaloneServer, conn: ClientConnection) -> str:
 
 
 def isro(server: StandaloneServer, conn: ClientConnection) -> str:
-    return "rw"
+    """"null" while no server core runs (an ensemble member without a quorum)."""
+    if server.core is None:
+        return "null"
+    return "ro" if info.read_only(server) else "rw"
 
 
 def mntr(server: StandaloneServer, conn: ClientConnection) -> str:
@@ -103,7 +111,7 @@ def conf(server: StandaloneServer, conn: ClientConnection) -> str:
         f"clientPortListenBacklog={cfg.listen_backlog}",
         f"serverId={cfg.server_id}",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + info.quorum_conf(server)
 
 
 def _dir_size(path: str) -> int:
@@ -178,9 +186,13 @@ COMMANDS: dict[str, Callable[[StandaloneServer, ClientConnection], str]] = {
 }
 
 
+def allowed(word: str, server: StandaloneServer) -> bool:
+    enabled = server.config.fourlw_whitelist
+    return "*" in enabled or word in enabled
+
+
 def run(word: str, server: StandaloneServer, conn: ClientConnection) -> str:
-    allowed = server.config.fourlw_whitelist
-    if "*" not in allowed and word not in allowed:
+    if not allowed(word, server):
         return f"{word} is not executed because it is not in the whitelist.\n"
     fn = COMMANDS.get(word)
     if fn is None:

@@ -116,7 +116,7 @@ class Summary:
         return [_nearest_rank(ordered, q) for q in qs]
 
     def dump(self, name: str) -> Iterator[tuple[str, int | float]]:
-        yield f"avg_{name}", float(self.avg)
+        yield f"avg_{name}", round(float(self.avg), 4)  # AvgMinMaxCounter: 4 decimals
         yield f"min_{name}", self.min
         yield f"max_{name}", self.max
         yield f"cnt_{name}", self.count

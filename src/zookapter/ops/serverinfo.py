@@ -8,6 +8,10 @@ plain Python values; the callers only format them.
 
 Watch reports (`watch_summary`, `watches_by_session`, `watches_by_path`) cover the data-watch
 table only, as ZooKeeper's DataTree.getWatches*(); `watch_count` counts both tables.
+
+An ensemble member (quorum/shell.py) has a `quorum_view` (quorum/opsview.py) that adds what
+its role reports (peer state, leader gauges, proposal sizes, conf's quorum lines); its
+methods return None / nothing where ZooKeeper answers as for a standalone server.
 """
 
 from __future__ import annotations
@@ -62,6 +66,38 @@ def server_state(server: StandaloneServer) -> str:
     return str(getattr(server, "server_state", "standalone"))
 
 
+def quorum_view(server: StandaloneServer) -> Any:
+    """The ensemble member's QuorumView, None for a standalone server."""
+    return getattr(server, "quorum_view", None)
+
+
+def read_only(server: StandaloneServer) -> bool:
+    view = quorum_view(server)
+    return bool(view is not None and view.read_only)
+
+
+def proposal_stats(server: StandaloneServer) -> Any:
+    """The leader's proposal sizes (str() is "last/min/max"), else None."""
+    view = quorum_view(server)
+    return None if view is None else view.proposal_stats()
+
+
+def quorum_conf(server: StandaloneServer) -> str:
+    """`conf`'s lines after serverId for an ensemble member ("" when standalone)."""
+    view = quorum_view(server)
+    return "" if view is None else view.conf_tail()
+
+
+def node_count(core: ServerCore) -> int:
+    """DataTree.getNodeCount(): Java's node map holds the root twice ("" and "/")."""
+    return core.tree.node_count() + 1
+
+
+def java_double(value: float) -> str:
+    """Double.toString for the averages ops print (4 decimals at most, see `latency`)."""
+    return repr(float(value))
+
+
 def uptime_ms(server: StandaloneServer) -> int:
     return int((time.time() - server.started_at) * 1000)
 
@@ -72,7 +108,7 @@ def latency(server: StandaloneServer) -> tuple[int, float, int]:
     """Request latency in ms since the last reset: (min, avg, max)."""
     st = core_of(server).stats
     avg = st.total_latency / st.count if st.count else 0.0
-    return int(st.min_latency), float(avg), int(st.max_latency)
+    return int(st.min_latency), round(float(avg), 4), int(st.max_latency)  # as Java rounds
 
 
 def client_response_stats(server: StandaloneServer) -> dict[str, int]:
@@ -153,12 +189,12 @@ def gauges(server: StandaloneServer) -> list[tuple[str, int | float]]:
         ("num_alive_connections", len(core.connections)),
         ("outstanding_requests", outstanding_requests(server)),
         ("uptime", uptime_ms(server)),
-        ("znode_count", core.tree.node_count()),
+        ("znode_count", node_count(core)),
         ("watch_count", core.watches.watch_count()),
         ("ephemerals_count", ephemerals_count(server)),
         ("approximate_data_size", core.tree.approximate_data_size()),
-        ("global_sessions", len(core.sessions.sessions)),
-        ("local_sessions", 0),
+        ("global_sessions", getattr(core, "global_session_count", len(core.sessions.sessions))),
+        ("local_sessions", getattr(core, "local_session_count", 0)),
         ("open_file_descriptor_count", open_fds),
         ("max_file_descriptor_count", max_fds),
         ("connection_drop_probability", 0.0),
@@ -169,6 +205,7 @@ def gauges(server: StandaloneServer) -> list[tuple[str, int | float]]:
         ("auth_failed_count", core.stats.auth_failed),
         ("non_mtls_remote_conn_count", 0),
         ("non_mtls_local_conn_count", 0),
+        *(view.gauges() if (view := quorum_view(server)) is not None else ()),
     ]
 
 
@@ -176,6 +213,9 @@ def monitor_values(server: StandaloneServer) -> Iterator[tuple[str, Any]]:
     """mntr / AdminServer monitor: version and state, the gauges, then every metric."""
     yield "version", FULL_VERSION
     yield "server_state", server_state(server)
+    view = quorum_view(server)
+    if view is not None:
+        yield from view.monitor_values()
     yield from gauges(server)
     yield from core_of(server).metrics.dump()
 

@@ -173,7 +173,11 @@ class MultiTxn:
             sub = Writer()
             if rec is not None:
                 rec.write(sub)
-            w.int(typ).buffer(bytes(sub.buf))
+            # A create2 is written as a create, as ZooKeeper 3.8 logs and proposes it: 3.8
+            # learners and log readers reject sub-txn type 15 (only 3.9 has it, ZOOKEEPER-4026)
+            # and would silently skip the whole multi. In memory it stays a create2, so the
+            # client that sent it still gets its Stat back.
+            w.int(Op.CREATE if typ == Op.CREATE2 else typ).buffer(bytes(sub.buf))
 
     @staticmethod
     def read(r: Reader) -> MultiTxn:

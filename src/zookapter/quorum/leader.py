@@ -92,7 +92,7 @@ class LeaderRole:
         self.last_proposed = 0
         self.last_committed = 0
         self.outstanding: OrderedDict[int, Outstanding] = OrderedDict()
-        self.pending_syncs: dict[int, list[int]] = {}
+        self.pending_syncs: dict[int, list[LearnerHandle]] = {}
         self.tokens: dict[int, list[int]] = {}
         self.tick_count = 0
         self.tick_skip = True
@@ -451,20 +451,24 @@ class LeaderRole:
             if h.forwarding:
                 self._send(h, inform if h.observer else commit)
         self.peer.apply([op.proposal])
-        for sid in self.pending_syncs.pop(zxid, ()):
-            self._answer_sync(sid)
+        for h in self.pending_syncs.pop(zxid, ()):
+            self._answer_sync(h)
         return True
 
     def _learner_sync(self, sid: int) -> None:
-        """processSync: answer now, or once the last proposal so far is committed."""
-        if not self.outstanding:
-            self._answer_sync(sid)
-        else:
-            self.pending_syncs.setdefault(self.last_proposed, []).append(sid)
-
-    def _answer_sync(self, sid: int) -> None:
+        """processSync: answer now, or once the last proposal so far is committed. The
+        answer belongs to the learner's connection of now (Java keeps its LearnerHandler):
+        after a reconnect it must not release a newer sync early."""
         h = self.handles.get(sid)
-        if h is not None:
+        if h is None:
+            return
+        if not self.outstanding:
+            self._answer_sync(h)
+        else:
+            self.pending_syncs.setdefault(self.last_proposed, []).append(h)
+
+    def _answer_sync(self, h: LearnerHandle) -> None:
+        if self.handles.get(h.sid) is h:
             self._send(h, P.simple(PacketType.SYNC, 0))
 
     def _half_tick(self, now_ms: int) -> None:

@@ -16,7 +16,10 @@ PersistEpoch are done before the next action runs. Actions that produce events (
 answering REVALIDATE) queue them behind the current batch.
 
 Client connections are closed whenever the role changes, as ZooKeeper shuts its
-ZooKeeperServer down and builds a new one for the next role over the same database.
+ZooKeeperServer down and builds a new one for the next role over the same database. With
+readonlymode.enabled a peer that stays LOOKING serves read-only clients (readonly.py).
+The AdminServer runs as for a standalone server; what mntr, srvr, conf and the AdminServer
+report about the quorum comes from `quorum_view` (opsview.py).
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ class QuorumServer:
         self._revalidating: dict[int, deque[Callable[[bool], None]]] = {}
         self._tasks: list[asyncio.Task] = []
         self._wakeup = asyncio.Event()
+        self._tick_at_ms = 0  # when the ticker plans to wake up next (clock ms)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
         self.read_only = ReadOnlyMode(self)
@@ -180,6 +184,7 @@ class QuorumServer:
         loaded = database.load()
         self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
         self.persister = database.open_log(loop, self._fatal)
+        self.persister.coalesce = True  # a follower's burst of PROPOSALs: one fsync
         version_dir = database.snap_dir
         last = self.tree.last_processed_zxid
         self.peer = QuorumPeer(
@@ -189,6 +194,7 @@ class QuorumServer:
             recent=self._recent_proposals(loaded.snapshot_zxid), host=self)
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         await self._listen_clients()
+        await self._start_admin()  # before the election, as QuorumPeer.start
         me = self.qcfg.me
         assert me is not None
         peers = {sid: m.election_addrs[0] for sid, m in self.qcfg.verifier.members.items()
@@ -200,6 +206,9 @@ class QuorumServer:
         self.read_only.looking()
         self._tasks.append(loop.create_task(self._ticker()))
         self._tasks.append(loop.create_task(self._session_ticker()))
+
+    async def _start_admin(self) -> None:
+        """The AdminServer; if it cannot start, neither does the server (ZooKeeper exits)."""
         self.admin = admin_server_for(self)  # type: ignore[arg-type]
         if self.admin is not None:
             try:
@@ -270,7 +279,11 @@ class QuorumServer:
                 self._run(self.peer.step(self._events.popleft(), self.clock()))
         finally:
             self._stepping = False
-        self._wakeup.set()
+        # Wake the ticker only if the core now needs it sooner than it planned to wake up
+        # (waking it per event costs a wait_for task per loop turn under load).
+        deadline = self.peer.next_deadline_ms
+        if deadline is not None and deadline < self._tick_at_ms:
+            self._wakeup.set()
 
     def _run(self, actions: list) -> None:
         for action in actions:
@@ -411,6 +424,9 @@ class QuorumServer:
     def _role_changed(self, a: RoleChanged) -> None:
         log.info("server %d: %s (leader %s)", self.my_id, a.state.name, a.leader)
         self._close_clients()  # while self.core still names the server they belong to
+        # REVALIDATEs sent to the old leader are never answered; a waiter left behind would
+        # take the next answer for its session and leave that client's handshake hanging.
+        self._revalidating.clear()
         self.read_only.leave()
         if self.core is not None:
             self.sessions = self._session_table()
@@ -497,6 +513,7 @@ class QuorumServer:
         if self.persister is not None:
             self.persister.close()
         self.persister = self.database.open_log(self._loop, self._fatal)
+        self.persister.coalesce = True
 
     def _truncate(self, zxid: int) -> None:
         """TRUNC: drop the txns after `zxid` and reload the state from disk."""
@@ -655,8 +672,9 @@ class QuorumServer:
         while True:
             self._wakeup.clear()
             deadline = self.peer.next_deadline_ms
-            wait = 0.05 if deadline is None else \
-                min(0.05, max(0.0, (deadline - self.clock()) / 1000.0))
+            now = self.clock()
+            wait = 0.05 if deadline is None else min(0.05, max(0.0, (deadline - now) / 1000.0))
+            self._tick_at_ms = now + int(wait * 1000)
             try:
                 await asyncio.wait_for(self._wakeup.wait(), wait)
                 continue
@@ -697,11 +715,21 @@ class QuorumServer:
         self.servers.append(srv)
         self.port = srv.sockets[0].getsockname()[1]
         log.info("binding to port %s:%d", host, self.port)
+        if cfg.secure_client_port is not None:  # secureClientPort, as a standalone server
+            from ..server.tls import build_server_context
+            ctx = build_server_context(cfg.ssl_props)
+            shost = cfg.secure_client_port_address or host
+            srv = await self._loop.create_server(lambda: self._client_protocol(True), shost,
+                                                 cfg.secure_client_port, ssl=ctx,
+                                                 reuse_address=True)
+            self.servers.append(srv)
+            self.secure_port = srv.sockets[0].getsockname()[1]
+            log.info("binding to secure port %s:%d", shost, self.secure_port)
 
-    def _client_protocol(self) -> ClientConnection:
+    def _client_protocol(self, secure: bool = False) -> ClientConnection:
         core = self.core if self.core is not None else self.idle_core
         assert core is not None
-        return ClientConnection(core, self, self._four_letter, False)
+        return ClientConnection(core, self, self._four_letter, secure)
 
     def _close_clients(self) -> None:
         for core in (self.core, self.idle_core):
@@ -710,6 +738,13 @@ class QuorumServer:
                     conn.close()
 
     def accept(self, conn: ClientConnection) -> bool:
+        # asyncio builds the protocol when it accepts the socket but makes the connection a
+        # loop turn later; if the role changed in between (a paused leader resuming finds its
+        # backlog and its lost learners in one turn), the connection would join a retired
+        # core that nobody closes and that never answers. Join the current one instead.
+        current = self.core if self.core is not None else self.idle_core
+        if current is not None and conn.core is not current:
+            conn.core = current
         ip = conn.peer[0]
         n = self.per_ip.get(ip, 0)
         limit = self.config.max_client_cnxns

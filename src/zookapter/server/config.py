@@ -167,14 +167,16 @@ class ServerConfig:
 
     @property
     def fourlw_whitelist(self) -> set[str]:
-        v = self.prop("zookeeper.4lw.commands.whitelist")
-        if v is None:
-            base = {"srvr"}
-            if self.readonly_mode:
-                base.add("isro")
-            return base
+        """As FourLetterCommands.isEnabled: the listed words, plus srvr always and isro in
+        read-only mode (ZooKeeper itself relies on both)."""
+        v = self.prop("zookeeper.4lw.commands.whitelist") or ""
         items = {x.strip() for x in v.split(",") if x.strip()}
-        return {"*"} if "*" in items else items
+        if "*" in items:
+            return {"*"}
+        items.add("srvr")
+        if self.readonly_mode:
+            items.add("isro")
+        return items
 
     # --- AdminServer (JettyAdminServer's system properties) ----------------------------------
 
