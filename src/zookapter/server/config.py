@@ -329,8 +329,7 @@ def _apply_cfg(cfg: ServerConfig, raw: dict[str, str]) -> None:
         if key in KNOWN_KEYS:
             continue
         if key.startswith("server.") or key.startswith("group.") or key.startswith("weight."):
-            log.info("ignoring quorum key %s (replication is not implemented yet)", key)
-            continue
+            continue  # the ensemble's: read by quorum.config (quorum.shell.quorum_config_for)
         if key.startswith(IGNORED_PREFIXES):
             log.info("ignoring Java-specific key %s=%s", key, value)
             continue
