@@ -3,8 +3,11 @@
 - `JavaPeer`: one peer with its own dataDir, myid and zoo.cfg (the caller writes the server.N
   lines), started, SIGKILLed and restarted on the same ports and dataDir.
 - `ApacheEnsemble`: N such peers on free loopback ports forming one ensemble; `start()`
-  returns once a quorum serves (one leader, the others following). Tests kill and restart
-  members, and read each member's role with the `srvr` four-letter word (`mode()`).
+  returns once a quorum serves (one leader, the others following). Tests kill, pause
+  (SIGSTOP/SIGCONT) and restart members, replace one by the other implementation on its
+  dataDir (`replace()`, a rolling migration), and read each member's role with the `srvr`
+  four-letter word (`mode()`). With `network=` (netfault.py) each member runs in its own
+  network namespace at its own address, so that tests can partition them.
 - `wait_for` / `server_mode`: the polling helpers both are built on.
 
 Start-up on a small shared machine is dominated by JVM boot, so the ensemble uses a short
@@ -16,8 +19,10 @@ does not make a follower drop out of the quorum.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,10 +30,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from oracle import _classpath, _free_port, _java_binary
 from oracle import four_letter_word as _4lw
+
+if TYPE_CHECKING:
+    from netfault import NamespaceNetwork
 
 HOST = "127.0.0.1"
 MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
@@ -42,13 +50,34 @@ class Ports:
     election: int = field(default_factory=_free_port)
 
 
+def _distinct_ports(count: int) -> list[int]:
+    """`count` different ports free now, below Linux's ephemeral range (32768+): a port the
+    kernel hands out for port 0 can be handed out again, to another member of the same
+    ensemble or to some outgoing connection, before the server that was given it binds it
+    (a restarted member then fails with "address already in use")."""
+    rng = random.Random()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = rng.randrange(20000, 32768)
+        if port in chosen:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return chosen
+
+
 class JavaPeer:
     """One Apache QuorumPeerMain in a subprocess, with its own dataDir and zoo.cfg."""
 
     def __init__(self, root: Path, sid: int, cfg: dict[str, str], server_lines: list[str],
                  jvm_props: dict[str, str] | None = None) -> None:
         self.sid, self.dir = sid, root / f"s{sid}"
-        (self.dir / "data").mkdir(parents=True)
+        self.cfg, self.server_lines, self.jvm_props = cfg, server_lines, jvm_props
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)  # exists for a replacement
         (self.dir / "data" / "myid").write_text(f"{sid}\n")
         lines = [f"{k}={v}" for k, v in {"dataDir": str(self.dir / "data"), **cfg}.items()]
         self.cfg_path = self.dir / "zoo.cfg"
@@ -79,9 +108,21 @@ class JavaPeer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes with its sockets open (a long GC pause, a VM stall)."""
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.running:
             assert self.proc is not None
+            self.proc.send_signal(signal.SIGCONT)  # a paused process would ignore SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(10)
@@ -119,11 +160,11 @@ def wait_for(predicate: Callable[[], T], timeout_s: float, what: str,
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
 
-def server_mode(port: int) -> str | None:
+def server_mode(port: int, host: str = HOST) -> str | None:
     """The `Mode:` line of `srvr` (leader, follower, observer, read-only, standalone), or None
     while the server is down or not serving."""
     try:
-        reply = _4lw(HOST, port, "srvr", timeout_s=1.0)
+        reply = _4lw(host, port, "srvr", timeout_s=1.0)
     except OSError:
         return None
     for line in reply.splitlines():
@@ -143,15 +184,22 @@ class ApacheEnsemble:
     """
 
     def __init__(self, size: int = 3, *, read_only: bool = False, tick_time_ms: int = 250,
-                 extra_config: dict[str, str] | None = None, kinds: str | None = None) -> None:
+                 extra_config: dict[str, str] | None = None, kinds: str | None = None,
+                 network: NamespaceNetwork | None = None, observers: str = "") -> None:
         """`kinds`: one letter per member, "j" for Apache ZooKeeper, "z" for zookapter
-        (default: all Apache), e.g. "jjz" for a mixed ensemble."""
-        self.size = size
-        self.kinds = kinds or "j" * size
-        assert len(self.kinds) == size and set(self.kinds) <= {"j", "z"}
+        (default: all Apache), e.g. "jjz" for a mixed ensemble. `network`: run each member
+        in its own network namespace at its own address (netfault.py), so that tests can
+        partition them; it must be set up before start() or prepare(). `observers`: the
+        kinds of extra non-voting members (ids size+1, ...), e.g. "z" for one zookapter
+        observer."""
+        self.voters = size
+        self.size = size + len(observers)
+        self.kinds = (kinds or "j" * size) + observers
+        assert len(self.kinds) == self.size and set(self.kinds) <= {"j", "z"}
         self.read_only = read_only
         self.tick_time_ms = tick_time_ms
         self.extra_config = dict(extra_config or {})
+        self.network = network
         self.ports: dict[int, Ports] = {}
         self.peers: dict[int, JavaPeer] = {}
         self.root: Path | None = None
@@ -194,15 +242,38 @@ class ApacheEnsemble:
         if not self.peers[sid].running:
             self.peers[sid].start()
 
+    def pause(self, sid: int) -> None:
+        self.peers[sid].pause()
+
+    def resume(self, sid: int) -> None:
+        self.peers[sid].resume()
+
+    def replace(self, sid: int, kind: str) -> None:
+        """Stop member `sid` (SIGTERM) and start the other implementation ("j"/"z") in its
+        place: same dataDir, ports and config (a rolling migration, one member at a time)."""
+        old = self.peers[sid]
+        old.stop()
+        assert self.root is not None
+        peer = self._make_peer(kind, sid, old.cfg, old.server_lines, old.jvm_props or {})
+        self.kinds = self.kinds[:sid - 1] + kind + self.kinds[sid:]
+        self.peers[sid] = peer
+        peer.start()
+
     # -- observation ----------------------------------------------------------------------
 
     def hosts(self, sids: Iterable[int] | None = None) -> str:
         """A connect string for the given members (all by default), in that order."""
         chosen = self.peers if sids is None else sids
-        return ",".join(f"{HOST}:{self.ports[s].client}" for s in chosen)
+        return ",".join(f"{self.address(s)}:{self.ports[s].client}" for s in chosen)
+
+    def address(self, sid: int) -> str:
+        """Where member `sid` listens: loopback, or its namespace's address."""
+        return HOST if self.network is None else self.network.address(sid)
 
     def mode(self, sid: int) -> str | None:
-        return server_mode(self.ports[sid].client) if self.peers[sid].running else None
+        if not self.peers[sid].running:
+            return None
+        return server_mode(self.ports[sid].client, self.address(sid))
 
     def live(self) -> list[int]:
         return [sid for sid, peer in self.peers.items() if peer.running]
@@ -211,13 +282,16 @@ class ApacheEnsemble:
         leaders = [sid for sid in self.live() if self.mode(sid) == "leader"]
         return leaders[0] if len(leaders) == 1 else None
 
-    def wait_for_quorum(self, timeout_s: float = 60.0) -> int:
-        """Wait until every live peer serves as leader or follower (exactly one leader);
-        return the leader's id."""
+    def wait_for_quorum(self, timeout_s: float = 60.0, sids: Iterable[int] | None = None,
+                        ) -> int:
+        """Wait until every live peer (of `sids`, if given: e.g. all but a paused or cut-off
+        one) serves as leader or follower (exactly one leader); return the leader's id."""
         def settled() -> int | None:
-            modes = {sid: self.mode(sid) for sid in self.live()}
+            chosen = self.live() if sids is None else [s for s in sids if s in self.live()]
+            modes = {sid: self.mode(sid) for sid in chosen}
             leaders = [sid for sid, m in modes.items() if m == "leader"]
-            ok = len(leaders) == 1 and all(m in ("leader", "follower") for m in modes.values())
+            ok = len(leaders) == 1 and all(m in ("leader", "follower", "observer")
+                                           for m in modes.values())
             return leaders[0] if ok else None
         return wait_for(settled, timeout_s, "a serving quorum", self.peers.values())
 
@@ -229,9 +303,12 @@ class ApacheEnsemble:
         """Pick ports and write every member's config and myid, starting nothing (start()
         does this itself; a test may then start a minority of members with restart())."""
         self.root = Path(tempfile.mkdtemp(prefix="zk-ensemble-"))
-        self.ports = {sid: Ports() for sid in range(1, self.size + 1)}
-        lines = [f"server.{sid}={HOST}:{p.quorum}:{p.election};{HOST}:{p.client}"
-                 for sid, p in self.ports.items()]
+        ports = iter(_distinct_ports(3 * self.size))
+        self.ports = {sid: Ports(next(ports), next(ports), next(ports))
+                      for sid in range(1, self.size + 1)}
+        lines = [f"server.{sid}={self.address(sid)}:{p.quorum}:{p.election}"
+                 f"{':observer' if sid > self.voters else ''};"
+                 f"{self.address(sid)}:{p.client}" for sid, p in self.ports.items()]
         base = {"tickTime": str(self.tick_time_ms),
                 "initLimit": str(max(5000 // self.tick_time_ms, 2)),
                 "syncLimit": str(max(2500 // self.tick_time_ms, 2)),
@@ -241,10 +318,19 @@ class ApacheEnsemble:
         if self.read_only:
             base.update(localSessionsEnabled="true", localSessionsUpgradingEnabled="true")
         props = {"readonlymode.enabled": "true"} if self.read_only else {}
-        kinds = {"j": JavaPeer, "z": ZookapterPeer}
-        self.peers = {sid: kinds[self.kinds[sid - 1]](self.root, sid,
-                                                     {**base, **self.extra_config}, lines,
-                                                     props) for sid in self.ports}
+        self.peers = {sid: self._make_peer(
+            self.kinds[sid - 1], sid,
+            {**base, **self.extra_config,
+             **({"peerType": "observer"} if sid > self.voters else {})}, lines, props)
+            for sid in self.ports}
+
+    def _make_peer(self, kind: str, sid: int, cfg: dict[str, str], lines: list[str],
+                   props: dict[str, str]) -> JavaPeer:
+        assert self.root is not None
+        peer = {"j": JavaPeer, "z": ZookapterPeer}[kind](self.root, sid, cfg, lines, props)
+        if self.network is not None:
+            peer.argv = self.network.wrap(sid, peer.argv)
+        return peer
 
 
 Ensemble = ApacheEnsemble  # any mix of Apache ZooKeeper and zookapter members (`kinds`)

@@ -140,3 +140,20 @@ def test_mixed_ensemble_with_apache_zookeeper(kinds: str) -> None:
             _stop_all(clients)
     finally:
         e.stop()
+
+
+@pytest.mark.parametrize("kinds,observers", [("zzz", "z"), ("zzz", "j"), ("jjj", "z")])
+def test_observers_receive_every_write_and_forward_their_own(kinds: str, observers: str
+                                                             ) -> None:
+    if "j" in kinds + observers and not apache_zookeeper_available():
+        pytest.skip("Apache ZooKeeper not installed")
+    with Ensemble(3, kinds=kinds, observers=observers) as e:
+        assert e.mode(4) == "observer"
+        clients = _clients(e, [1, 2, 3, 4])
+        try:
+            clients[4].create("/from-observer", b"o")
+            clients[1].create("/from-voter", b"v")
+            seen = _children_everywhere(clients, "/")
+            assert all({"from-observer", "from-voter"} <= set(v) for v in seen.values())
+        finally:
+            _stop_all(clients)
