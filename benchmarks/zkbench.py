@@ -224,17 +224,21 @@ def run_zkload(hostport: str, op: str, *, sessions: int = 8, outstanding: int = 
                duration: float = 10, warmup: float = 3, size: int = 100,
                sequential: bool = False, fill_count: int | None = None,
                fill_parents: int = 10, timeout: float | None = None,
-               on_marker=None) -> dict:
+               on_marker=None, pin: bool = False) -> dict:
     """Runs bin/zkload and returns its JSON result.
 
     on_marker(name) is called when zkload starts ("measure-start") and ends
     ("measure-end") its measured window, e.g. to sample server CPU time.
+    pin: hostport is a comma-separated ensemble list and session i connects
+    only to its (i % n)-th member (zkload -R), for an even spread.
     """
     cmd = [str(ZKLOAD), "-h", hostport, "-o", op, "-n", str(sessions),
            "-k", str(outstanding), "-d", str(duration), "-w", str(warmup),
            "-s", str(size)]
     if sequential:
         cmd.append("-S")
+    if pin:
+        cmd.append("-R")
     if fill_count is not None:
         cmd += ["-N", str(fill_count), "-P", str(fill_parents)]
     if timeout is None:

@@ -13,6 +13,11 @@
  *   fill    create <count> nodes /<root>/p<j>/<i> (j = i % parents) as fast as
  *           possible; used to load a server for memory measurements
  *
+ * Ensembles: with -R and a comma-separated -h list, session i connects only to
+ * host i % nhosts, so sessions are spread evenly over the members (the C
+ * client would otherwise pick a random member per session). Each session then
+ * waits until the nodes created during setup are visible on its member.
+ *
  * Output: one JSON line on stdout, e.g.
  *   {"op":"get","ops_per_sec":12345.6,"p50_ms":0.512,"p99_ms":1.234,"count":123456,...}
  *
@@ -154,6 +159,7 @@ static struct {
     uint64_t fill_count;
     int fill_parents;
     int quiet;
+    int pin;             /* -R: session i uses only host i % nhosts */
     char root[256];
     char *data;
     int phase;           /* atomic */
@@ -359,6 +365,34 @@ static int ensure_node(zhandle_t *zh, const char *path, const char *data, int le
     return rc;
 }
 
+/* Polls until `path` exists for this session's server (setup ran on session
+ * 0, possibly through another ensemble member). */
+static int wait_visible(zhandle_t *zh, const char *path, double timeout_s)
+{
+    uint64_t dl = now_ns() + (uint64_t)(timeout_s * 1e9);
+    int rc;
+    while ((rc = zoo_exists(zh, path, 0, NULL)) == ZNONODE && now_ns() < dl)
+        sleep_s(0.01);
+    if (rc != ZOK) fprintf(stderr, "zkload: exists %s: %s\n", path, zerror(rc));
+    return rc;
+}
+
+/* The i-th (modulo their number) entry of a comma-separated host list. */
+static const char *nth_host(const char *hosts, int i, char *buf, size_t len)
+{
+    int n = 1;
+    for (const char *p = hosts; *p; p++) n += *p == ',';
+    int want = i % n;
+    const char *start = hosts;
+    for (int k = 0; k < want; k++) start = strchr(start, ',') + 1;
+    const char *end = strchr(start, ',');
+    size_t sz = end ? (size_t)(end - start) : strlen(start);
+    if (sz >= len) sz = len - 1;
+    memcpy(buf, start, sz);
+    buf[sz] = '\0';
+    return buf;
+}
+
 /* ------------------------------------------------------------------ */
 
 static void usage(FILE *f)
@@ -377,7 +411,9 @@ static void usage(FILE *f)
         "                 for fill: /zkfill)\n"
         "  -N COUNT       fill: number of nodes (default 1000000)\n"
         "  -P PARENTS     fill: number of parent nodes (default 10)\n"
-        "  -q             silence the C client log completely (default: errors only)\n");
+        "  -q             silence the C client log completely (default: errors only)\n"
+        "  -R             with a comma-separated -h list: pin session i to host\n"
+        "                 i %% nhosts (even spread over ensemble members)\n");
 }
 
 int main(int argc, char **argv)
@@ -394,7 +430,7 @@ int main(int argc, char **argv)
     const char *root = NULL;
 
     int c;
-    while ((c = getopt(argc, argv, "h:o:n:k:d:w:s:Sr:N:P:q")) != -1) {
+    while ((c = getopt(argc, argv, "h:o:n:k:d:w:s:Sr:N:P:qR")) != -1) {
         switch (c) {
         case 'h': g.hosts = optarg; break;
         case 'o':
@@ -414,6 +450,7 @@ int main(int argc, char **argv)
         case 'N': g.fill_count = strtoull(optarg, NULL, 10); break;
         case 'P': g.fill_parents = atoi(optarg); break;
         case 'q': g.quiet = 1; break;
+        case 'R': g.pin = 1; break;
         default: usage(stderr); return 2;
         }
     }
@@ -448,7 +485,9 @@ int main(int argc, char **argv)
         snprintf(s->node, sizeof(s->node), "%s/s%d", g.root, i);
         s->slots = calloc((size_t)g.outstanding, sizeof(slot_t));
         for (int k = 0; k < g.outstanding; k++) s->slots[k].s = s;
-        s->zh = zookeeper_init(g.hosts, watcher, 30000, NULL, s, 0);
+        char one[512];
+        const char *hosts = g.pin ? nth_host(g.hosts, i, one, sizeof(one)) : g.hosts;
+        s->zh = zookeeper_init(hosts, watcher, 30000, NULL, s, 0);
         if (!s->zh) {
             fprintf(stderr, "zkload: zookeeper_init failed: %s\n", strerror(errno));
             return 1;
@@ -480,6 +519,18 @@ int main(int argc, char **argv)
         for (int j = 0; j < g.fill_parents; j++) {
             snprintf(p, sizeof(p), "%s/p%d", g.root, j);
             if (ensure_node(z0, p, NULL, -1) != ZOK) return 1;
+        }
+    }
+
+    /* a member other than session 0's may not have applied the setup yet */
+    for (int i = 1; i < g.sessions; i++) {
+        char p[512];
+        if (g.op == OP_GET || g.op == OP_SET) snprintf(p, sizeof(p), "%s", ss[i].node);
+        else if (g.op == OP_CREATE) snprintf(p, sizeof(p), "%s/c", g.root);
+        else snprintf(p, sizeof(p), "%s/p%d", g.root, g.fill_parents - 1);
+        if (wait_visible(ss[i].zh, p, 20) != ZOK) {
+            fprintf(stderr, "zkload: %s not visible to session %d\n", p, i);
+            return 1;
         }
     }
 
@@ -559,7 +610,7 @@ int main(int argc, char **argv)
            "\"min_ms\":%.4f,\"max_ms\":%.4f,\"errors\":%" PRIu64 ",\"bad_replies\":%" PRIu64 ",\"dead_sessions\":%d,"
            "\"last_error\":\"%s\",\"elapsed_s\":%.3f,\"sessions\":%d,\"outstanding\":%d,"
            "\"data_bytes\":%d,\"warmup_s\":%.1f,\"sequential\":%s,\"drain_timeout\":%s,"
-           "\"client_cpu_cores\":%.3f,\"root\":\"%s\"}\n",
+           "\"client_cpu_cores\":%.3f,\"root\":\"%s\",\"pinned\":%s}\n",
            op_name(g.op), ops, hist_pct(tot, 0.50) / 1e6, hist_pct(tot, 0.99) / 1e6,
            tot->n, hist_pct(tot, 0.90) / 1e6, hist_pct(tot, 0.999) / 1e6,
            tot->n ? (double)tot->sum / (double)tot->n / 1e6 : 0.0,
@@ -567,7 +618,7 @@ int main(int argc, char **argv)
            last_error ? zerror(last_error) : "", secs, g.sessions, g.outstanding, g.size,
            g.op == OP_FILL ? 0.0 : g.warmup, g.sequential ? "true" : "false",
            timed_out ? "true" : "false", secs > 0 ? (cpu_end - cpu_start) / secs : 0.0,
-           g.root);
+           g.root, g.pin ? "true" : "false");
     fflush(stdout);
 
     if (devnull) fclose(devnull);

@@ -166,9 +166,10 @@ def test_compare_lists_apache_only_passes(capsys):
     assert out.strip().splitlines()[-1] == "compare: 1 passed, 1 failed"
 
 
-def test_ci_subset_entries_exist():
+@pytest.mark.parametrize("size", sorted(ks.CI_SUBSETS))
+def test_ci_subset_entries_exist(size):
     pytest.importorskip("kazoo")
-    select, deselect = ks.read_subset(ks.CI_SUBSET)
+    select, deselect = ks.read_subset(ks.CI_SUBSETS[size])
     assert select
     for ident in select + deselect:
         module, *rest = ident.split("::")
@@ -177,10 +178,18 @@ def test_ci_subset_entries_exist():
             obj = getattr(obj, name)
 
 
-def test_apache_baseline_is_readable():
-    base = HERE / "apache-baseline.txt"
+@pytest.mark.parametrize("size", sorted(ks.BASELINES))
+def test_apache_baseline_is_readable(size):
+    base = ks.BASELINES[size]
     if not base.exists():
         pytest.skip("no baseline recorded yet")
     run = ks.read_results(base)
     assert len(run.results) > 100
     assert run.runtime > 0
+
+
+def test_cluster_size_sets_the_harness_env():
+    env = ks.target_env("zookapter", 23000, "3.9.2", None, 3)
+    assert env["ZOOKEEPER_CLUSTER_SIZE"] == "3"
+    assert env["ZOOKEEPER_PORT_OFFSET"] == "23000"
+    assert ks.target_env("apache", 22000, "3.8.0", None)["ZOOKEEPER_CLUSTER_SIZE"] == "1"

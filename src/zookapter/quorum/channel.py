@@ -8,9 +8,13 @@ the packets that follow it (`body`: the snapshot without its checked signature, 
 `storage.snapshot.parse_wire_snapshot(body, signed=False)`). Undecodable input closes the connection with a log
 line; `on_closed(channel)` is called exactly once however the connection ends.
 
-Writes are buffered by the transport; `paused` tells the shell that the peer is not reading
-(asyncio flow control), so it can stop feeding proposals to a stuck learner as Java's
-bounded queues do.
+Writes are coalesced: packets sent during one turn of the event loop leave in one
+`transport.write` (one syscall, one wakeup of the peer) when the turn ends, as Java's
+learner handler flushes its buffered stream only once its queue is empty. Under load a
+leader's PROPOSALs and COMMITs, and a follower's ACKs and forwarded requests, go out in
+batches. Order is kept (raw snapshot bytes go through the same buffer), and `close()` writes
+what is buffered first. `paused` tells the shell that the peer is not reading (asyncio flow
+control), so it can stop feeding proposals to a stuck learner as Java's bounded queues do.
 """
 
 from __future__ import annotations
@@ -43,11 +47,14 @@ class QuorumChannel(asyncio.Protocol):
         self.peer: Any = None
         self.closed = False
         self.paused = False
+        self._out: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self._loop = asyncio.get_running_loop()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             import socket
@@ -100,16 +107,32 @@ class QuorumChannel(asyncio.Protocol):
     # --- writing -------------------------------------------------------------------------
 
     def send(self, pkt: QuorumPacket) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(pkt.encode())
+        self._buffer(pkt.encode())
 
     def send_raw(self, data: bytes) -> None:
         """Bytes outside packet framing: the snapshot a leader streams after SNAP."""
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
+        self._buffer(data)
+
+    def _buffer(self, data: bytes) -> None:
+        if self.transport is None or self.closed:
+            return
+        if not self._out:
+            assert self._loop is not None
+            self._loop.call_soon(self.flush)
+        self._out.append(data)
+
+    def flush(self) -> None:
+        """Write what was sent since the last flush (called at the end of the loop turn)."""
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.closed:
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)  # uvloop: one writev, no joined copy
 
     def close(self) -> None:
         if self.transport is not None:
+            self.flush()
             self.transport.close()
         self._closed()
 

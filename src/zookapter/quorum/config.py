@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 from ..server.config import parse_properties
 from .javamaps import java_long_order, java_properties_order
@@ -225,12 +226,16 @@ class QuorumVerifier:
         everyone, observers included (FLE keeps non-voters out by other checks)."""
         return 1
 
+    @cached_property
+    def _voter_ids(self) -> frozenset[int]:
+        """The voters, computed once: the leader asks for a quorum on every ACK."""
+        return frozenset(self.voting_members)
+
     def contains_quorum(self, ids: Iterable[int]) -> bool:
         """True if the voting members among `ids` form a majority of the voting members.
         (Java's QuorumMaj counts the set as given; its callers only ever add voters.)"""
-        voters = self.voting_members
-        acks = {i for i in ids if i in voters}
-        return len(acks) > len(voters) // 2
+        voters = self._voter_ids
+        return len(voters.intersection(ids)) > len(voters) // 2
 
     def member_lines(self) -> list[str]:
         return [f"server.{i}={self.members[i].to_string()}"

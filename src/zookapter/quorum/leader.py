@@ -31,6 +31,8 @@ from enum import Enum, auto
 from typing import TYPE_CHECKING
 
 from . import packets as P
+from .activation import designated_leader, proposal_config
+from .config import QuorumVerifier, verifier_from_text
 from .election_wire import ServerState
 from .learner_handle import LearnerHandle, Stage
 from .packets import PacketError, PacketType, QuorumPacket, make_zxid
@@ -68,9 +70,11 @@ class Phase(Enum):
 
 @dataclass
 class Outstanding:
-    """A proposal waiting for a quorum of ACKs (voters only count)."""
+    """A proposal waiting for a quorum of ACKs (voters only count). While a reconfig is in
+    flight, proposals need a quorum of its new configuration too (`next_qv`)."""
     proposal: Proposal
     acks: set[int] = field(default_factory=set)
+    next_qv: QuorumVerifier | None = None
 
 
 class LeaderRole:
@@ -92,6 +96,7 @@ class LeaderRole:
         self.last_proposed = 0
         self.last_committed = 0
         self.outstanding: OrderedDict[int, Outstanding] = OrderedDict()
+        self.next_qv: QuorumVerifier | None = None  # proposed by a reconfig, not yet active
         self.pending_syncs: dict[int, list[LearnerHandle]] = {}
         self.tokens: dict[int, list[int]] = {}
         self.tick_count = 0
@@ -165,6 +170,15 @@ class LeaderRole:
 
     def synced_non_voting_followers(self) -> list[int]:
         return [sid for sid in self.synced_learners(False) if not self._participant(sid)]
+
+    def quorum_synced(self, qv: QuorumVerifier) -> bool:
+        """Leader.isQuorumSynced: do we and our synced followers hold a quorum of `qv`?
+        (A reconfig is refused unless its new configuration has one.)"""
+        ids = {self.my_id} if qv.is_voter(self.my_id) else set()
+        ids |= {h.sid for h in self.handles.values()
+                if h.forwarding and not h.observer and h.synced(self.tick_count)
+                and qv.is_voter(h.sid)}
+        return qv.contains_quorum(ids)
 
     @property
     def pending_sync_count(self) -> int:
@@ -385,6 +399,8 @@ class LeaderRole:
         zxid = make_zxid(self.epoch, 0)
         self.last_committed = zxid
         self.peer.history.set_processed(zxid)
+        if self.cfg.reconfig_enabled and self.config_text:
+            self.peer.activate(verifier_from_text(self.config_text))  # processReconfig
         self.peer.election.update_election_vote(self.epoch)
         self.peer.emit(StartServing(ServerState.LEADING, self.epoch, zxid))
         self.tick_count, self.tick_skip = 0, True
@@ -412,7 +428,10 @@ class LeaderRole:
             if P.counter_of(txn.zxid) == COUNTER_MAX:
                 raise LeaveRole("zxid lower 32 bits have rolled over, forcing re-election")
             p = Proposal.of(txn)
-            self.outstanding[p.zxid] = Outstanding(p)
+            qv = proposal_config(p)
+            if qv is not None:
+                self.next_qv = qv  # setLastSeenQuorumVerifier
+            self.outstanding[p.zxid] = Outstanding(p, next_qv=self.next_qv)
             self.last_proposed = p.zxid
             pkt = p.packet()
             for h in self.handles.values():
@@ -430,7 +449,7 @@ class LeaderRole:
         if op is None:
             self.peer.log(f"ACK from {sid} for unknown proposal 0x{zxid:x}")
             return
-        if self._participant(sid):
+        if self._participant(sid) or op.next_qv is not None and op.next_qv.is_voter(sid):
             op.acks.add(sid)
         while zxid in self.outstanding and self._try_to_commit(zxid):
             zxid += 1
@@ -439,21 +458,53 @@ class LeaderRole:
         if zxid - 1 in self.outstanding:
             return False  # commit in order
         op = self.outstanding[zxid]
-        if not self.verifier.contains_quorum(op.acks):
+        if not self.verifier.contains_quorum(op.acks) or \
+                op.next_qv is not None and not op.next_qv.contains_quorum(op.acks):
             return False
         if zxid <= self.last_committed:
             raise AssertionError(f"committing 0x{zxid:x} after 0x{self.last_committed:x}")
         del self.outstanding[zxid]
         self.last_committed = zxid
-        commit = P.simple(PacketType.COMMIT, zxid)
-        inform = op.proposal.packet(PacketType.INFORM)
+        new_qv = proposal_config(op.proposal)
+        designated = self.my_id
+        if new_qv is None:
+            commit = P.simple(PacketType.COMMIT, zxid)
+            inform = op.proposal.packet(PacketType.INFORM)
+        else:
+            designated = designated_leader(new_qv, self.verifier, self.my_id,
+                                           [op.acks, *self._ackers(zxid + 1)])
+            commit = QuorumPacket(PacketType.COMMITANDACTIVATE, zxid,
+                                  P.encode_activate(designated))
+            inform = QuorumPacket(PacketType.INFORMANDACTIVATE, zxid,
+                                  P.encode_activate(designated, op.proposal.data))
         for h in self.handles.values():
             if h.forwarding:
                 self._send(h, inform if h.observer else commit)
         self.peer.apply([op.proposal])
         for h in self.pending_syncs.pop(zxid, ()):
             self._answer_sync(h)
+        if new_qv is not None:
+            self._activated(new_qv, designated)
         return True
+
+    def _ackers(self, zxid: int) -> list[set[int]]:
+        """Who acked each outstanding proposal from `zxid` on, in order."""
+        out = []
+        while zxid in self.outstanding:
+            out.append(self.outstanding[zxid].acks)
+            zxid += 1
+        return out
+
+    def _activated(self, qv: QuorumVerifier, designated: int) -> None:
+        """The reconfig committed: switch to its configuration. If another server is to
+        lead it, stop leading (the followers elect it; Java stops committing instead and
+        loses its quorum soon after)."""
+        if self.next_qv is not None and self.next_qv.version <= qv.version:
+            self.next_qv = None
+        role_changed = self.peer.activate(qv)
+        self.config_text = self.verifier.to_string()  # what later learners get in NEWLEADER
+        if designated != self.my_id or role_changed:
+            raise LeaveRole(f"reconfig 0x{qv.version:x} designates leader {designated}")
 
     def _learner_sync(self, sid: int) -> None:
         """processSync: answer now, or once the last proposal so far is committed. The

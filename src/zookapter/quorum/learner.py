@@ -10,8 +10,9 @@ an older epoch is an error.
 Synchronization (syncWithLeader), on the first packet:
 - DIFF: proposals and commits are collected and logged at NEWLEADER (no snapshot);
 - SNAP: the state is replaced by the leader's snapshot; TRUNC: the log is cut back and the
-  state reloaded. In both cases the PROPOSAL/COMMIT pairs that follow are applied at once
-  and a snapshot is written at NEWLEADER (synchronously after a SNAP).
+  state reloaded. In both cases the PROPOSAL/COMMIT pairs that follow are not logged: they
+  are applied at NEWLEADER, right before the snapshot written then (synchronously after a
+  SNAP), and so is the SNAP itself, so that a sync cut short leaves the state its disk has.
 On NEWLEADER a follower logs (and fsyncs) every proposal received so far, then persists
 currentEpoch = newEpoch and answers ACK{newEpoch << 32}; an observer just persists the epoch
 and acks. On UPTODATE: ACK{newEpoch << 32}, start serving, ACK the proposals logged at
@@ -30,6 +31,8 @@ from enum import Enum, auto
 from typing import TYPE_CHECKING
 
 from . import packets as P
+from .activation import is_newer, proposal_config
+from .config import verifier_from_text
 from .election_wire import ServerState
 from .packets import PacketError, PacketType, QuorumPacket, make_zxid
 from .zab_events import (
@@ -93,6 +96,10 @@ class LearnerRole:
         self.to_ack: list[Proposal] = []
         self.newleader_token: int | None = None
         self.newleader_acked = False
+        # SNAP/TRUNC sync: the SNAP and the committed txns that follow wait for NEWLEADER,
+        # where they are applied and snapshotted together (see _apply_at_newleader)
+        self.pending_snap: tuple[int, bytes] | None = None
+        self.deferred: list[Proposal] = []
         # broadcast state
         self.pending: list[Proposal] = []  # logged (or being logged), not committed yet
         self.tokens: dict[int, list[Proposal]] = {}
@@ -224,8 +231,7 @@ class LearnerRole:
         elif pkt.type == PacketType.SNAP:
             if snapshot is None:
                 raise ZabError("SNAP without a snapshot")
-            self.peer.emit(LoadSnapshot(pkt.zxid, snapshot))
-            hist.snapshot_loaded(pkt.zxid)
+            self.pending_snap = (pkt.zxid, snapshot)
             self.sync_snapshot = True
             self.write_to_log = False
         elif pkt.type == PacketType.TRUNC:
@@ -243,10 +249,20 @@ class LearnerRole:
             self.not_committed.append(self._queued(Proposal.decode(pkt.data or b"")))
         elif typ == PacketType.COMMIT:
             self._sync_commit(pkt.zxid)
-        elif typ == PacketType.INFORM:
-            p = self._queued(Proposal.decode(pkt.data or b""))
+        elif typ == PacketType.COMMITANDACTIVATE:
+            head = self.not_committed[0] if self.not_committed else None
+            if head is not None and head.zxid == pkt.zxid:
+                self._activate(head, P.decode_activate(pkt.data or b"")[0])
+            self._sync_commit(pkt.zxid)
+        elif typ in (PacketType.INFORM, PacketType.INFORMANDACTIVATE):
+            if typ == PacketType.INFORM:
+                p = self._queued(Proposal.decode(pkt.data or b""))
+            else:
+                designated, data = P.decode_activate(pkt.data or b"")
+                p = Proposal.decode(data)
+                self._activate(p, designated)
             if not self.write_to_log:
-                self.peer.apply([p])
+                self.deferred.append(p)
             else:
                 self.not_committed.append(p)
                 self.committed_zxids.append(pkt.zxid)
@@ -273,11 +289,26 @@ class LearnerRole:
             self.peer.log(f"Committing 0x{zxid:x}, but next proposal is 0x{head.zxid:x}")
             return
         self.not_committed.pop(0)
-        self.peer.apply([head])
+        self.deferred.append(head)
+
+    def _apply_at_newleader(self) -> None:
+        """A SNAP/TRUNC sync takes effect only now, with the snapshot that makes it durable:
+        LoadSnapshot drops the whole log, and txns applied without logging are on no disk,
+        so a role ending before NEWLEADER must leave the state as its disk has it (Java gets
+        there by shutting its ZooKeeperServer down fully after an unfinished SNAP sync)."""
+        if self.pending_snap is not None:
+            zxid, body = self.pending_snap
+            self.pending_snap = None
+            self.peer.emit(LoadSnapshot(zxid, body))
+            self.peer.history.snapshot_loaded(zxid)
+        if self.deferred:
+            self.peer.apply(self.deferred)
+            self.deferred = []
 
     def _newleader(self, pkt: QuorumPacket) -> None:
         if pkt.data is not None and len(pkt.data) > 1:
             self.newleader_config = pkt.data.decode("utf-8", "replace")
+        self._apply_at_newleader()
         if self.snapshot_needed:
             self.peer.emit(TakeSnapshot(self.sync_snapshot))
             self.peer.history.snapshot_taken()
@@ -300,6 +331,8 @@ class LearnerRole:
         if self.newleader_token is not None:
             raise ZabError("UPTODATE before our NEWLEADER ACK")
         self._send(P.simple(PacketType.ACK, make_zxid(self.new_epoch, 0)))
+        if self.newleader_config is not None:
+            self._activate_newleader_config(self.newleader_config)
         self.stage = Stage.BROADCAST
         self.peer.emit(StartServing(self.state, self.new_epoch, self.peer.history.last_applied))
         self.peer.election.update_election_vote(self.new_epoch)  # ZOOKEEPER-1732
@@ -366,6 +399,13 @@ class LearnerRole:
             self._log([self._queued(Proposal.decode(pkt.data or b""))])
         elif pkt.type == PacketType.COMMIT:
             self._commit(pkt.zxid)
+        elif pkt.type == PacketType.COMMITANDACTIVATE:
+            designated = P.decode_activate(pkt.data or b"")[0]
+            change = bool(self.pending) and self._activate(self.pending[0], designated,
+                                                            leave=False)
+            self._commit(pkt.zxid)
+            if change:
+                raise LeaveRole("changes proposed in reconfig")
         else:
             self.peer.log(f"unexpected {pkt.name} from the leader")
 
@@ -376,5 +416,46 @@ class LearnerRole:
             p = self._queued(Proposal.decode(pkt.data or b""))
             self._log([p])
             self.peer.apply([p])
+        elif pkt.type == PacketType.INFORMANDACTIVATE:
+            designated, data = P.decode_activate(pkt.data or b"")
+            p = Proposal.decode(data)
+            change = self._activate(p, designated, leave=False)
+            self._log([p])
+            self.peer.apply([p])
+            if change:
+                raise LeaveRole("changes proposed in reconfig")
         else:
             self.peer.log(f"ignoring {pkt.name} from the leader")
+
+    # -- reconfiguration --------------------------------------------------------------------
+
+    def _activate(self, p: Proposal, designated: int, leave: bool = True) -> bool:
+        """COMMITANDACTIVATE / INFORMANDACTIVATE of the reconfig `p`: its configuration
+        takes effect. A change of our kind or of the leader ends the role (at once, or,
+        with `leave=False`, once the caller has applied `p`): returns whether it must."""
+        qv = proposal_config(p)
+        if qv is None:
+            raise ZabError(f"activation of 0x{p.zxid:x}, which is not a reconfig")
+        role_changed = self.peer.activate(qv)
+        self.cfg = self.peer.config
+        change = role_changed or designated != self.leader
+        if change and leave:
+            raise LeaveRole("changes proposed in reconfig")
+        return change
+
+    def _activate_newleader_config(self, text: str) -> None:
+        """UPTODATE: the configuration the leader sent in NEWLEADER takes effect; without a
+        designated leader, ours must still be a voter of it at the same address."""
+        try:
+            qv = verifier_from_text(text)
+        except ValueError:
+            return
+        old = self.cfg.verifier
+        role_changed = self.peer.activate(qv)
+        self.cfg = self.peer.config
+        if self.cfg.verifier is not qv or not is_newer(qv, old):
+            return
+        before, after = old.voting_members.get(self.leader), qv.voting_members.get(self.leader)
+        moved = before is None or after is None or before.quorum_addrs != after.quorum_addrs
+        if role_changed or moved:
+            raise LeaveRole("changes proposed in reconfig")

@@ -36,6 +36,8 @@ SNAP_SIGNATURE = "BenWasHere"
 _INT = struct.Struct(">i")
 _LONG = struct.Struct(">q")
 _HEAD = struct.Struct(">iq")
+_HEAD_LEN = struct.Struct(">iqi")  # type, zxid and the data length: a packet's first 16 bytes
+_NO_AUTHINFO = b"\xff\xff\xff\xff"  # vector<Id> authinfo = null
 _TOUCH = struct.Struct(">qi")
 _REQUEST_HEAD = struct.Struct(">qii")
 _LEARNER_INFO = struct.Struct(">qiq")
@@ -99,6 +101,12 @@ class QuorumPacket:
                 ident.write(w)
 
     def encode(self) -> bytes:
+        if self.authinfo is None:  # every packet but a learner's REQUEST / PING reply
+            data = self.data
+            if data is None:
+                return _HEAD_LEN.pack(self.type, self.zxid, -1) + _NO_AUTHINFO
+            return b"".join((_HEAD_LEN.pack(self.type, self.zxid, len(data)), data,
+                             _NO_AUTHINFO))
         w = Writer()
         self.write(w)
         return w.getvalue()
@@ -126,13 +134,13 @@ class QuorumPacket:
             return f"UNKNOWN{self.type}"
 
 
-def packet_size(buf: bytes | bytearray | memoryview, max_len: int = 2 * JUTE_MAXBUFFER_DEFAULT
-                ) -> int | None:
-    """Length of the QuorumPacket at the start of `buf`, or None if it is not complete yet."""
-    pos = _HEAD.size + 4
+def packet_size(buf: bytes | bytearray | memoryview, max_len: int = 2 * JUTE_MAXBUFFER_DEFAULT,
+                start: int = 0) -> int | None:
+    """Length of the QuorumPacket at `start` in `buf`, or None if it is not complete yet."""
+    pos = start + _HEAD.size + 4
     if len(buf) < pos:
         return None
-    (n,) = _INT.unpack_from(buf, _HEAD.size)
+    (n,) = _INT.unpack_from(buf, start + _HEAD.size)
     if n < -1 or n > max_len:
         raise PacketError(f"unreasonable data length {n}")
     pos += max(n, 0) + 4
@@ -148,7 +156,7 @@ def packet_size(buf: bytes | bytearray | memoryview, max_len: int = 2 * JUTE_MAX
         if n < -1 or n > max_len:
             raise PacketError(f"unreasonable string length {n}")
         pos += 4 + max(n, 0)
-    return pos if len(buf) >= pos else None
+    return pos - start if len(buf) >= pos else None
 
 
 class PacketDecoder:
@@ -162,19 +170,38 @@ class PacketDecoder:
         self.stopped_at_snap = False
 
     def feed(self, data: bytes) -> list[QuorumPacket]:
-        self._buf += data
+        """Packets completed by `data`. Packets without authinfo (all but some learner
+        REQUESTs) are cut straight out of the buffer; consumed bytes are dropped once."""
+        buf = self._buf
+        buf += data
         out: list[QuorumPacket] = []
-        while not self.stopped_at_snap:
-            size = packet_size(self._buf, self.max_len)
-            if size is None:
+        pos, end = 0, len(buf)
+        while not self.stopped_at_snap and end - pos >= _HEAD_LEN.size:
+            typ, zxid, n = _HEAD_LEN.unpack_from(buf, pos)
+            if n < -1 or n > self.max_len:
+                raise PacketError(f"unreasonable data length {n}")
+            data_end = pos + _HEAD_LEN.size + (n if n > 0 else 0)
+            if end < data_end + 4:
                 break
-            try:
-                pkt = QuorumPacket.decode(bytes(self._buf[:size]))
-            except JuteError as e:
-                raise PacketError(str(e))
-            del self._buf[:size]
+            (count,) = _INT.unpack_from(buf, data_end)
+            if count == -1 or count == 0:
+                pkt = QuorumPacket(typ, zxid,
+                                   None if n < 0 else bytes(buf[pos + _HEAD_LEN.size:data_end]),
+                                   None if count < 0 else ())
+                pos = data_end + 4
+            else:
+                size = packet_size(buf, self.max_len, pos)
+                if size is None:
+                    break
+                try:
+                    pkt = QuorumPacket.decode(bytes(buf[pos:pos + size]))
+                except JuteError as e:
+                    raise PacketError(str(e))
+                pos += size
             out.append(pkt)
-            self.stopped_at_snap = pkt.type == PacketType.SNAP
+            self.stopped_at_snap = typ == PacketType.SNAP
+        if pos:
+            del buf[:pos]
         return out
 
     def take_remaining(self) -> bytes:

@@ -48,8 +48,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .activation import is_newer, learner_type_in
 from .config import LearnerType, QuorumPeerConfig, QuorumVerifier
 from .election import (
     FINALIZE_WAIT_MS,
@@ -57,6 +58,7 @@ from .election import (
     MIN_NOTIFICATION_INTERVAL_MS,
     Elected,
     Election,
+    NewerConfig,
 )
 from .election import Action as ElectionAction
 from .election_wire import ServerState
@@ -259,6 +261,26 @@ class QuorumPeer:
         self.current_epoch = epoch
         self.emit(PersistEpoch(current=epoch))
 
+    def activate(self, verifier: QuorumVerifier) -> bool:
+        """A newer configuration takes effect (QuorumPeer.processReconfig): quorums, votes
+        and the current role use it from now on. Ignored without reconfigEnabled or when
+        it is not newer than the active one. True if our own kind (participant/observer)
+        changed with it: the role must end."""
+        old = self.config.verifier
+        if not self.config.reconfig_enabled or verifier.version <= old.version:
+            return False
+        was = self.config.learner_type or learner_type_in(old, self.my_id)
+        kind = learner_type_in(verifier, self.my_id)
+        self.config = replace(self.config, verifier=verifier, learner_type=kind)
+        self.election.verifier = verifier
+        self.election.learner_type = kind
+        if self.role is not None:
+            self.role.cfg = self.config
+            if isinstance(self.role, LeaderRole):
+                self.role.verifier = verifier
+        self.log(f"activated config version 0x{verifier.version:x}")
+        return is_newer(verifier, old) and kind is not was
+
     # -- internals ----------------------------------------------------------------------------
 
     def _take(self) -> list[Action]:
@@ -270,6 +292,8 @@ class QuorumPeer:
             if isinstance(a, Elected):
                 self._become(a)
             else:
+                if isinstance(a, NewerConfig):  # a vote carried a newer config: adopt it
+                    self.activate(a.verifier)
                 self.emit(a)
 
     def _become(self, elected: Elected) -> None:

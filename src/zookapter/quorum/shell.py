@@ -50,6 +50,14 @@ from ..storage.txnlog import iter_log, log_files, truncate_log
 from .channel import QuorumChannel
 from .cnxmanager import ElectionConnections
 from .config import QuorumPeerConfig, parse_quorum_peer_config
+from .dynconfig import (
+    backup_static_config,
+    election_peers,
+    planner_for,
+    show_config,
+    with_verifier,
+    write_config,
+)
 from .election_wire import ServerState
 from .opsview import ProposalStats, QuorumView
 from .packets import LearnerInfo, PacketType, QuorumPacket
@@ -143,6 +151,7 @@ class QuorumServer:
         self._tasks: list[asyncio.Task] = []
         self._wakeup = asyncio.Event()
         self._tick_at_ms = 0  # when the ticker plans to wake up next (clock ms)
+        self._deadline_check_due = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_at = time.time()
         self.read_only = ReadOnlyMode(self)
@@ -193,6 +202,10 @@ class QuorumServer:
             current_epoch=read_epoch(version_dir, CURRENT_EPOCH),
             recent=self._recent_proposals(loaded.snapshot_zxid), host=self)
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
+        self._active_qv = self.peer.config.verifier
+        show_config(self.tree, self._active_qv, self.clock())
+        if self.qcfg.reconfig_enabled and self.qcfg.dynamic_config_file is None:
+            backup_static_config(cfg.config_path)  # zoo.cfg still lists the members
         await self._listen_clients()
         await self._start_admin()  # before the election, as QuorumPeer.start
         me = self.qcfg.me
@@ -279,9 +292,16 @@ class QuorumServer:
                 self._run(self.peer.step(self._events.popleft(), self.clock()))
         finally:
             self._stepping = False
-        # Wake the ticker only if the core now needs it sooner than it planned to wake up
-        # (waking it per event costs a wait_for task per loop turn under load).
-        deadline = self.peer.next_deadline_ms
+        if not self._deadline_check_due and self._loop is not None:
+            self._deadline_check_due = True
+            self._loop.call_soon(self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        """Once per loop turn with events: wake the ticker only if the core now needs it
+        sooner than it planned to wake up (waking it for every event costs a wait_for task
+        and a deadline computation per packet under load)."""
+        self._deadline_check_due = False
+        deadline = None if self.peer is None else self.peer.next_deadline_ms
         if deadline is not None and deadline < self._tick_at_ms:
             self._wakeup.set()
 
@@ -292,6 +312,25 @@ class QuorumServer:
             except Exception:
                 log.exception("carrying out %s failed", type(action).__name__)
                 raise
+        if self.peer is not None and self.peer.config.verifier is not self._active_qv:
+            self._config_activated()
+
+    def _config_activated(self) -> None:
+        """The core switched to another configuration (a reconfig committed, a new leader's
+        NEWLEADER config, a newer one seen in a vote): see dynconfig.py."""
+        assert self.peer is not None
+        qv = self._active_qv = self.peer.config.verifier
+        log.info("server %d: configuration version 0x%x active", self.my_id, qv.version)
+        self.qcfg = with_verifier(self.qcfg, qv)
+        if self.election is not None:
+            self.election.peers = election_peers(qv, self.my_id, self.election.peers)
+        show_config(self.tree, qv, self.clock())
+        if self.qcfg.reconfig_enabled:
+            try:
+                write_config(self.config.config_path, qv, self.my_id)
+            except OSError as e:
+                log.error("cannot write the configuration next to %s: %s",
+                          self.config.config_path, e)
 
     def _do(self, a: object) -> None:  # noqa: C901 - one dispatch table, flat on purpose
         if isinstance(a, SendVote):
@@ -351,7 +390,7 @@ class QuorumServer:
             if isinstance(self.core, LearnerCore):
                 self.core.sync_done()
         elif isinstance(a, NewerConfig):
-            log.info("peer %d runs a newer config; reconfig is not supported", a.sender)
+            log.info("peer %d runs a newer config (version 0x%x)", a.sender, a.verifier.version)
         else:
             raise AssertionError(f"unknown action {a!r}")
 
@@ -455,6 +494,7 @@ class QuorumServer:
                 self.core_config(), self.clock, schedule=self._loop.call_soon,  # type: ignore[union-attr]
                 tree=self.tree)
             core.propose = lambda txns: self._step(Propose(tuple(txns)))
+            core.reconfig = planner_for(self.peer, self.qcfg)  # type: ignore[arg-type,union-attr]
         else:
             core = LearnerCore(self.core_config(), self.clock,
                                schedule=self._loop.call_soon,  # type: ignore[union-attr]
@@ -536,6 +576,7 @@ class QuorumServer:
         loaded = self.database.load()
         self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
+        show_config(self.tree, self._active_qv, self.clock())
         self._reopen_log()
 
     def _load_snapshot(self, a: LoadSnapshot) -> None:
@@ -555,6 +596,7 @@ class QuorumServer:
             if _snapshot_zxid(snap) > a.zxid:
                 snap.unlink()
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
+        show_config(self.tree, self._active_qv, self.clock())
         self._reopen_log()
         log.info("loaded the leader's snapshot at zxid 0x%x", a.zxid)
 

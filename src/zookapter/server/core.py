@@ -62,7 +62,7 @@ WRITE_DECODERS: dict[int, Callable[[Reader], object]] = {
     Op.SET_DATA: SetDataRequest.read,
     Op.SET_ACL: SetACLRequest.read,
     Op.CHECK: CheckVersionRequest.read,
-    # Java's prep refuses reconfig before reading its body (reconfigEnabled is off here).
+    # The body is read by the leader (roles.LeaderCore); elsewhere reconfig is refused unread.
     Op.RECONFIG: lambda r: None,
 }
 
@@ -183,6 +183,7 @@ class CoreConfig:
     enforce_quota: bool = False
     server_id: int = 0
     jute_maxbuffer: int = 0xFFFFF
+    reconfig_enabled: bool = False  # reconfigEnabled: standalone then says Unimplemented
 
 
 
@@ -437,8 +438,10 @@ class ServerCore:
     def _prep_write(self, sid: int, session: Session | None, xid: int, op: int, r: Reader,
                     decoder: Callable[[Reader], object] | None, auth_ids: list[Id]) -> Txn:
         """Validate one write against the outstanding state; its txn, or an error txn."""
-        if op == Op.RECONFIG:  # as ZooKeeper without reconfigEnabled: an error txn
-            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.RECONFIG_DISABLED))
+        if op == Op.RECONFIG:  # only an ensemble's leader reconfigures (roles.LeaderCore)
+            err = Err.RECONFIG_DISABLED if not self.config.reconfig_enabled else \
+                Err.SESSION_EXPIRED if session is None or session.closing else Err.UNIMPLEMENTED
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(err))
         if session is None or session.closing:
             return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
         zxid, now = self.next_zxid, self.clock()

@@ -342,6 +342,16 @@ class Prep:
         changes[req.path] = node.changed(zxid, aversion=version, acl=acl)
         return Op.SET_ACL, SetACLTxn(req.path, acl, version)
 
+    def reconfig(self, config_text: bytes, zxid: int, auth: list[Id]) -> SetDataTxn:
+        """The record of a reconfig txn whose checks passed (quorum/reconfig.py): only a
+        user allowed to WRITE /zookeeper/config (super, unless its ACL was changed) may.
+        The node ends up at version -1, as ZooKeeper leaves it."""
+        node = self.record(CONFIG_PATH)
+        self._check(node.acl, Perm.WRITE, auth)
+        self.outstanding[CONFIG_PATH] = node.changed(zxid, version=-1,
+                                                     data_len=len(config_text))
+        return SetDataTxn(CONFIG_PATH, config_text, -1)
+
     def _check_version(self, req: CheckVersionRequest, auth: list[Id],
                        changes: dict[str, ChangeRecord]) -> tuple[int, TxnRecord]:
         self._validate(req.path)

@@ -326,6 +326,9 @@ def write_reply(xid: int, zxid: int, txn_type: int, op: int, res: ApplyResult) -
         assert res.node is not None
         return replies.with_body(xid, zxid,
                                  replies.ustring_body(res.path or "") + res.node.stat_bytes())
+    if op == Op.RECONFIG and res.node is not None:
+        # GetDataResponse: the configuration now active (the txn's data) and the node's stat
+        return replies.get_data_reply(xid, zxid, res.node.data, res.node.stat_bytes())
     if op in (Op.SET_DATA, Op.SET_ACL, Op.CHECK):
         if res.node is None:
             return replies.header_only(xid, zxid, 0)

@@ -29,12 +29,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..protocol.consts import Err, Op
-from ..protocol.jute import Reader
+from ..protocol.jute import JuteError, Reader
 from ..protocol.records import Id, PathRequest
 from ..protocol.txns import CreateSessionTxn, ErrorTxn, Txn
 from ..quorum.packets import ForwardedRequest
+from ..quorum.reconfig import ReconfigPlanner, ReconfigRequest
 from . import replies
 from .core import WRITE_DECODERS, ConnectionLike, Pending, ServerCore
+from .prep import KeeperError
 from .sessions import Session, SessionTracker
 
 log = logging.getLogger("zookapter.server")
@@ -53,6 +55,32 @@ class LeaderCore(ServerCore):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.propose: Callable[[list[Txn]], None] = _no_quorum
         self._proposed: deque[tuple[Txn, ConnectionLike | None, Pending | None]] = deque()
+        # set by the quorum shell when reconfigEnabled=true (else reconfig stays disabled)
+        self.reconfig: ReconfigPlanner | None = None
+
+    def _prep_write(self, sid: int, session: Session | None, xid: int, op: int, r: Reader,
+                    decoder: Callable[[Reader], object] | None, auth_ids: list[Id]) -> Txn:
+        if op != Op.RECONFIG or self.reconfig is None:
+            return super()._prep_write(sid, session, xid, op, r, decoder, auth_ids)
+        return self._prep_reconfig(sid, session, xid, r, auth_ids)
+
+    def _prep_reconfig(self, sid: int, session: Session | None, xid: int, r: Reader,
+                       auth_ids: list[Id]) -> Txn:
+        """A reconfig (only the leader preps them): the new configuration's text as a
+        SetDataTxn of /zookeeper/config, or the error txn of the first check that fails."""
+        assert self.reconfig is not None
+        if session is None or session.closing:
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.SESSION_EXPIRED))
+        zxid = self.next_zxid
+        try:
+            qv = self.reconfig.plan(ReconfigRequest.read(r), zxid)
+            rec = self.prep.reconfig(qv.to_bytes(), zxid, auth_ids)
+        except KeeperError as e:
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(e.code))
+        except JuteError:
+            return self._new_txn(sid, xid, Op.ERROR, ErrorTxn(Err.MARSHALLING_ERROR))
+        self.reconfig.proposed(qv)
+        return self._new_txn(sid, xid, Op.RECONFIG, rec)
 
     def flush(self) -> None:
         self._flush_scheduled = False

@@ -64,7 +64,9 @@ class StandaloneServer:
                               max_session_timeout=cfg.max_timeout,
                               extended_types=cfg.extended_types, skip_acl=cfg.skip_acl,
                               enforce_quota=cfg.enforce_quota,
-                              server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer)
+                              server_id=cfg.server_id or 1, jute_maxbuffer=cfg.jute_maxbuffer,
+                              reconfig_enabled=cfg.raw.get("reconfigEnabled", "").strip()
+                              .lower() == "true")
         self.database = database = Database(
             cfg.data_dir, cfg.data_log_dir, snap_count=cfg.snap_count,
             force_sync=cfg.force_sync, prealloc_size_kb=cfg.prealloc_size_kb,

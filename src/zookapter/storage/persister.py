@@ -8,6 +8,12 @@ does the same). `done` runs on the loop only after the fsync of its txns returne
 reply is never sent for a write that is not on disk (forceSync=no skips the fsync, as
 ZooKeeper's `zookeeper.forceSync=no`).
 
+`coalesce` (off by default; an ensemble member turns it on): when the disk is idle, the first
+batch does not start a write at once but at the end of the event-loop turn, so the batches
+handed over in the same turn share one write and fsync. A follower persists each PROPOSAL
+separately, and a burst of them arrives in one read: without this the first would be
+fsynced alone and the rest would wait for a second fsync.
+
 A failed write or fsync is fatal, as in ZooKeeper (which halts): nothing more is
 acknowledged, and `on_fatal` is called so the server can stop.
 """
@@ -44,6 +50,9 @@ class TxnLogPersister:
         self._busy = False
         self._failed: BaseException | None = None
         self._roll_requested = False
+        self.coalesce = False
+        self._kick_scheduled = False
+        self._closed = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "zookapter-txnlog")
         self.txns_logged = 0
         self.fsyncs = 0
@@ -54,7 +63,18 @@ class TxnLogPersister:
         self._pending.extend(txns)
         self._waiting.append(done)
         self.txns_logged += len(txns)
-        if not self._busy:
+        if self._busy or self._kick_scheduled:
+            return
+        if self.coalesce:
+            self._kick_scheduled = True
+            self.loop.call_soon(self._kick)
+        else:
+            self._start_write()
+
+    def _kick(self) -> None:
+        """The deferred start of a write (see `coalesce`)."""
+        self._kick_scheduled = False
+        if not self._busy and self._pending and not self._closed and self._failed is None:
             self._start_write()
 
     def roll(self) -> None:
@@ -106,6 +126,7 @@ class TxnLogPersister:
     def close(self) -> None:
         """Wait for the write in flight, then write what is still pending (synchronously;
         its requests are not answered any more) and close the file."""
+        self._closed = True
         self._executor.shutdown(wait=True)
         if self._failed is None and self._pending:
             try:
