@@ -37,7 +37,8 @@ node`` that recovers from the `DiskImage` alone, and configs. The binding report
 and answers clients with ``ctx.reply(request_id, Outcome(OK, output, zxid))`` — or
 ``Outcome(FAIL, Redirect(leader))`` for "not here", ``Outcome(INFO, ...)`` for "unknown".
 See tests/sim_toy.py for a complete small example (a primary-backup store with flaws that
-can be switched on to see the checkers catch them).
+can be switched on to see the checkers catch them), and zab_binding.py for the real thing:
+the Zab core and the server role cores under faults, with ZAB-specific checks (zab_checks).
 
 Replaying a seed
 ----------------
