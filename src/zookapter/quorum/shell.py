@@ -43,6 +43,7 @@ from ..server.roles import LeaderCore, LearnerCore
 from ..server.sasl import SaslServerFactory
 from ..server.standalone import wall_clock_ms
 from ..storage.database import Database
+from ..storage.recovery import LoadedDatabase
 from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch, write_epoch
 from ..storage.persister import TxnLogPersister
 from ..storage.snapshot import find_snapshots, parse_wire_snapshot, serialize_wire_snapshot
@@ -153,6 +154,7 @@ class QuorumServer:
         self._tick_at_ms = 0  # when the ticker plans to wake up next (clock ms)
         self._deadline_check_due = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._log_holds_from = 0  # read_log serves nothing before this zxid
         self.started_at = time.time()
         self.read_only = ReadOnlyMode(self)
         self.quorum_view = QuorumView(self)  # what the ops modules ask about the quorum
@@ -191,6 +193,7 @@ class QuorumServer:
                                             force_sync=cfg.force_sync,
                                             prealloc_size_kb=cfg.prealloc_size_kb)
         loaded = database.load()
+        self._note_log_hole(loaded)
         self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
         self.persister = database.open_log(loop, self._fatal)
         self.persister.coalesce = True  # a follower's burst of PROPOSALs: one fsync
@@ -401,8 +404,21 @@ class QuorumServer:
         snaps = find_snapshots(self.database.snap_dir, 1)
         return snaps[0].stat().st_size if snaps else 0
 
+    def _note_log_hole(self, loaded: LoadedDatabase) -> None:
+        """A leader applies what its followers acknowledged before its own log write is
+        durable, so a snapshot can hold txns a crash took from the log: when the log has
+        nothing from the snapshot's zxid on, it may have a hole before it, and a txn-log
+        DIFF must not read across it (found by the simulator; sim/zab_node.py does the
+        same)."""
+        self._log_holds_from = 0
+        if loaded.snapshot is not None and self.database is not None:
+            if next(iter(iter_log(self.database.log_dir, loaded.snapshot_zxid)), None) is None:
+                self._log_holds_from = loaded.snapshot_zxid
+
     def read_log(self, start_zxid: int, end_zxid: int, size_limit: int) -> list[Proposal]:
         assert self.database is not None
+        if start_zxid < self._log_holds_from:
+            return []
         files = log_files(self.database.log_dir, start_zxid)
         if size_limit > 0 and sum(f.stat().st_size for f in files) > size_limit:
             return []
@@ -574,6 +590,7 @@ class QuorumServer:
                 if _log_zxid(f) > zxid:
                     f.unlink()
         loaded = self.database.load()
+        self._note_log_hole(loaded)
         self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         show_config(self.tree, self._active_qv, self.clock())
@@ -588,13 +605,16 @@ class QuorumServer:
         if self.persister is not None:
             self.persister.close()
             self.persister = None
+        for snap in find_snapshots(self.database.snap_dir):
+            if _snapshot_zxid(snap) > a.zxid:
+                snap.unlink()
+        # The new state is on disk before the old log goes, so no crash leaves neither.
+        self.database.snapshot_sync(tree, dict(sessions))
         # The whole log goes (zab_events.LoadSnapshot): its txns are in the snapshot or from
         # a history the leader does not have, and read_log must only find the leader's.
         for f in log_files(self.database.log_dir, -(1 << 63)):
             f.unlink()
-        for snap in find_snapshots(self.database.snap_dir):
-            if _snapshot_zxid(snap) > a.zxid:
-                snap.unlink()
+        self._log_holds_from = 0
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         show_config(self.tree, self._active_qv, self.clock())
         self._reopen_log()
