@@ -36,6 +36,7 @@ from ..ops.adminserver import AdminServer, admin_server_for
 from ..protocol.txns import Txn
 from ..server.acl import AuthProviders
 from ..server.config import ServerConfig, parse_properties
+from ..server.cnxlimit import ConnectionLimiter
 from ..server.connection import ClientConnection
 from ..server.core import CoreConfig, ServerCore
 from ..server.readonly import ReadOnlyCore
@@ -141,7 +142,7 @@ class QuorumServer:
         self.port: int | None = None
         self.secure_port: int | None = None
         self.servers: list[asyncio.base_events.Server] = []
-        self.per_ip: dict[str, int] = {}
+        self.limiter = ConnectionLimiter(config.max_client_cnxns)
         self.stopped = asyncio.Event()
         self._learners: dict[int, QuorumChannel] = {}
         self._leader_channel: QuorumChannel | None = None
@@ -807,25 +808,10 @@ class QuorumServer:
         current = self.core if self.core is not None else self.idle_core
         if current is not None and conn.core is not current:
             conn.core = current
-        ip = conn.peer[0]
-        n = self.per_ip.get(ip, 0)
-        limit = self.config.max_client_cnxns
-        if limit > 0 and n >= limit:
-            log.warning("Too many connections from /%s - max is %d", ip, limit)
-            return False
-        self.per_ip[ip] = n + 1
-        conn.counted = True  # type: ignore[attr-defined]
-        return True
+        return self.limiter.admit(conn)
 
     def released(self, conn: ClientConnection) -> None:
-        if getattr(conn, "counted", False):
-            conn.counted = False  # type: ignore[attr-defined]
-            ip = conn.peer[0]
-            n = self.per_ip.get(ip, 1) - 1
-            if n <= 0:
-                self.per_ip.pop(ip, None)
-            else:
-                self.per_ip[ip] = n
+        self.limiter.release(conn)
 
     def _four_letter(self, word: str, conn: ClientConnection) -> str:
         """While no server core runs only ruok, envi and isro ("null") answer, as in Java."""

@@ -22,6 +22,7 @@ from ..storage.persister import TxnLogPersister
 from ..storage.purge import purge
 from .acl import AuthProviders
 from .config import ServerConfig
+from .cnxlimit import ConnectionLimiter
 from .connection import ClientConnection
 from .containers import ContainerReaper
 from .core import CoreConfig, ServerCore
@@ -43,7 +44,7 @@ class StandaloneServer:
         self.clock = clock
         self.core: ServerCore | None = None
         self.servers: list[asyncio.base_events.Server] = []
-        self.per_ip: dict[str, int] = {}
+        self.limiter = ConnectionLimiter(config.max_client_cnxns)
         self.started_at = time.time()
         self.port: int | None = None
         self.secure_port: int | None = None
@@ -175,25 +176,10 @@ class StandaloneServer:
     # --- connection accounting ------------------------------------------------------------------
 
     def accept(self, conn: ClientConnection) -> bool:
-        ip = conn.peer[0]
-        n = self.per_ip.get(ip, 0)
-        limit = self.config.max_client_cnxns
-        if limit > 0 and n >= limit:
-            log.warning("Too many connections from /%s - max is %d", ip, limit)
-            return False
-        self.per_ip[ip] = n + 1
-        conn.counted = True  # type: ignore[attr-defined]
-        return True
+        return self.limiter.admit(conn)
 
     def released(self, conn: ClientConnection) -> None:
-        if getattr(conn, "counted", False):
-            conn.counted = False  # type: ignore[attr-defined]
-            ip = conn.peer[0]
-            n = self.per_ip.get(ip, 1) - 1
-            if n <= 0:
-                self.per_ip.pop(ip, None)
-            else:
-                self.per_ip[ip] = n
+        self.limiter.release(conn)
 
     def _four_letter(self, word: str, conn: ClientConnection) -> str:
         return fourletter.run(word, self, conn)
