@@ -66,19 +66,21 @@ class History:
     # -- log and state machine --------------------------------------------------------------
 
     def logged(self, proposals: Iterable[Proposal]) -> None:
-        """The proposals go to the txn log now (Persist)."""
+        """The proposals go to the txn log now (Persist). Checked before anything changes:
+        a refused batch leaves the history as it was."""
+        proposals = list(proposals)
+        _check_increasing(proposals, self.last_logged, "logging")
         for p in proposals:
-            if p.zxid <= self.last_logged:
-                raise AssertionError(f"logging 0x{p.zxid:x} after 0x{self.last_logged:x}")
             self.last_logged = p.zxid
             if p.zxid > self.last_applied:
                 self.unapplied[p.zxid] = p
 
     def applied(self, proposals: Iterable[Proposal]) -> None:
-        """The proposals are applied now (Apply): strictly increasing, each once."""
+        """The proposals are applied now (Apply): strictly increasing, each once. Checked
+        before anything changes, as `logged`."""
+        proposals = list(proposals)
+        _check_increasing(proposals, self.last_applied, "applying")
         for p in proposals:
-            if p.zxid <= self.last_applied:
-                raise AssertionError(f"applying 0x{p.zxid:x} after 0x{self.last_applied:x}")
             self.last_applied = p.zxid
             self.unapplied.pop(p.zxid, None)
             self._remember(p)
@@ -113,3 +115,11 @@ class History:
         self.last_logged = self.last_applied = zxid
         self.committed.clear()
         self.unapplied.clear()
+
+
+def _check_increasing(proposals: list[Proposal], after: int, doing: str) -> None:
+    last = after
+    for p in proposals:
+        if p.zxid <= last:
+            raise AssertionError(f"{doing} 0x{p.zxid:x} after 0x{last:x}")
+        last = p.zxid

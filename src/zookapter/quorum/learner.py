@@ -91,6 +91,9 @@ class LearnerRole:
         self.snapshot_needed = True
         self.sync_snapshot = False
         self.last_queued = 0
+        # The zxid our state has once the sync's first packet took effect: a proposal or
+        # commit at or below it is already in that state (see _stale)
+        self.sync_base = 0
         self.not_committed: list[Proposal] = []
         self.committed_zxids: list[int] = []
         self.to_ack: list[Proposal] = []
@@ -225,6 +228,7 @@ class LearnerRole:
 
     def _sync_start(self, pkt: QuorumPacket, snapshot: bytes | None) -> None:
         hist = self.peer.history
+        self.sync_base = pkt.zxid if pkt.type != PacketType.DIFF else hist.last_applied
         if pkt.type == PacketType.DIFF:
             self.snapshot_needed = False
             self.write_to_log = True
@@ -245,6 +249,9 @@ class LearnerRole:
 
     def _sync_packet(self, pkt: QuorumPacket) -> None:
         typ = pkt.type
+        if typ in (PacketType.PROPOSAL, PacketType.COMMIT, PacketType.INFORM) and \
+                self._stale(pkt):
+            return
         if typ == PacketType.PROPOSAL:
             self.not_committed.append(self._queued(Proposal.decode(pkt.data or b"")))
         elif typ == PacketType.COMMIT:
@@ -271,6 +278,18 @@ class LearnerRole:
         elif typ == PacketType.UPTODATE:
             self._uptodate()
         # anything else (PING included) is not read during sync, as in Java
+
+    def _stale(self, pkt: QuorumPacket) -> bool:
+        """A txn the sync's starting state already holds. Java's leader reads the SNAP's
+        zxid only when it starts streaming the snapshot, after it chose which proposals to
+        forward, so a txn committed in between arrives both inside the (fuzzy) snapshot and
+        as PROPOSAL/COMMIT after it. Java's learner re-applies it (replay is idempotent);
+        we drop it, which leaves the same state, and keep zxids strictly increasing."""
+        if pkt.zxid > self.sync_base:
+            return False
+        self.peer.log(f"{pkt.name} 0x{pkt.zxid:x} is already in the synced state "
+                      f"(0x{self.sync_base:x})")
+        return True
 
     def _queued(self, p: Proposal) -> Proposal:
         if p.zxid != self.last_queued + 1:
@@ -395,6 +414,8 @@ class LearnerRole:
     def _follower_packet(self, pkt: QuorumPacket) -> None:
         if self._common_packet(pkt):
             return
+        if pkt.type in (PacketType.PROPOSAL, PacketType.COMMIT) and self._stale(pkt):
+            return  # a COMMIT of the sync's overlap may come after UPTODATE
         if pkt.type == PacketType.PROPOSAL:
             self._log([self._queued(Proposal.decode(pkt.data or b""))])
         elif pkt.type == PacketType.COMMIT:
@@ -411,6 +432,8 @@ class LearnerRole:
 
     def _observer_packet(self, pkt: QuorumPacket) -> None:
         if self._common_packet(pkt):
+            return
+        if pkt.type == PacketType.INFORM and self._stale(pkt):
             return
         if pkt.type == PacketType.INFORM:
             p = self._queued(Proposal.decode(pkt.data or b""))

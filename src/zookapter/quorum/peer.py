@@ -101,6 +101,10 @@ class ZabConfig:
     finalize_wait_ms: int = FINALIZE_WAIT_MS
     min_notification_interval_ms: int = MIN_NOTIFICATION_INTERVAL_MS
     max_notification_interval_ms: int = MAX_NOTIFICATION_INTERVAL_MS
+    # True: a bug inside a role raises out of step/tick (tests, the simulator). False (a
+    # server): the role is abandoned with what it did so far, as Java's followLeader/lead
+    # catch blocks do, and the peer looks again -- never a state the disk does not match.
+    strict: bool = True
 
     @property
     def init_ms(self) -> int:
@@ -177,6 +181,8 @@ class QuorumPeer:
                 self.role.handle(event)
         except LeaveRole as e:
             self._leave(str(e))
+        except Exception as e:
+            self._internal_error(e)
         return self._take()
 
     def tick(self, now_ms: int) -> list[Action]:
@@ -189,6 +195,8 @@ class QuorumPeer:
                 self.role.tick(now_ms)
         except LeaveRole as e:
             self._leave(str(e))
+        except Exception as e:
+            self._internal_error(e)
         return self._take()
 
     # -- state --------------------------------------------------------------------------------
@@ -314,6 +322,17 @@ class QuorumPeer:
             self.role.persisted(token)
         elif self._draining and not self._inflight:
             self._look_again()
+
+    def _internal_error(self, e: Exception) -> None:
+        """A bug surfaced inside a role. The actions emitted before it still run: each
+        History change is made together with the action that carries it out (and refused
+        batches change nothing), so dropping them would leave the history claiming a state
+        the server does not have -- the next sync would then skip txns."""
+        if self.config.strict or self.role is None:
+            raise e
+        log.error("server %d: internal error in %s, looking for a leader again",
+                  self.my_id, self.state.name, exc_info=e)
+        self._leave(f"internal error: {e!r}")
 
     def _leave(self, reason: str) -> None:
         self.log(f"leaving {self.state.name}: {reason}")

@@ -201,7 +201,7 @@ class QuorumServer:
         version_dir = database.snap_dir
         last = self.tree.last_processed_zxid
         self.peer = QuorumPeer(
-            self.my_id, ZabConfig.from_peer_config(self.qcfg), last_zxid=last,
+            self.my_id, ZabConfig.from_peer_config(self.qcfg, strict=False), last_zxid=last,
             accepted_epoch=read_epoch(version_dir, ACCEPTED_EPOCH),
             current_epoch=read_epoch(version_dir, CURRENT_EPOCH),
             recent=self._recent_proposals(loaded.snapshot_zxid), host=self)
