@@ -15,13 +15,12 @@ Java's leader puts it.
 
 from __future__ import annotations
 
+from test_zab_core import check_consistent, sync_modes
 from zabnet import Net
 
 from zookapter.quorum import packets as P
 from zookapter.quorum.packets import PacketType as T
 from zookapter.quorum.zab_events import SendSnapshot
-
-from test_zab_core import check_consistent, sync_modes
 
 
 class JavaLikeSnapNet(Net):
