@@ -54,6 +54,7 @@ class Profiler:
             self.procs.append(subprocess.Popen(
                 ["py-spy", "record", "-o", str(out), "--pid", str(ens.members[sid - 1].pid),
                  "--duration", str(max(1, int(self.duration))), "--nonblocking", "--gil",
+                 "--rate", os.environ.get("ZKBENCH_PYSPY_RATE", "100"),
                  "--format", self.fmt],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 

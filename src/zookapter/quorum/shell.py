@@ -352,8 +352,8 @@ class QuorumServer:
             if self.state == ServerState.LEADING:  # the leader logs what it proposes
                 for p in a.proposals:
                     self.proposal_stats.record(len(p.data))
-            self.persister.persist([p.txn for p in a.proposals],
-                                   lambda: self._step(Persisted(token)))
+            self.persister.persist_encoded([(p.zxid, p.data) for p in a.proposals],
+                                           lambda: self._step(Persisted(token)))
         elif isinstance(a, Apply):
             self._apply(a)
         elif isinstance(a, Connect):

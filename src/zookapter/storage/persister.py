@@ -29,7 +29,7 @@ from functools import partial
 
 from ..protocol.txns import Txn
 from .digest import DIGEST_VERSION
-from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter
+from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter, encode_payload
 
 log = logging.getLogger("zookapter.storage")
 
@@ -45,7 +45,7 @@ class TxnLogPersister:
         self.prealloc_size = prealloc_size
         self.on_fatal = on_fatal
         self.writer: TxnLogWriter | None = None
-        self._pending: list[Txn] = []
+        self._pending: list[tuple[int, bytes]] = []  # (zxid, record payload)
         self._waiting: list[Callable[[], None]] = []
         self._busy = False
         self._failed: BaseException | None = None
@@ -58,11 +58,22 @@ class TxnLogPersister:
         self.fsyncs = 0
 
     def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
+        """Log `txns` (each with the tree digest after it, `txn.digest`, when known)."""
+        self.persist_encoded(
+            [(t.zxid, encode_payload(t, None if t.digest is None else (DIGEST_VERSION,
+                                                                          t.digest)))
+             for t in txns], done)
+
+    def persist_encoded(self, records: list[tuple[int, bytes]],
+                        done: Callable[[], None]) -> None:
+        """Log records already encoded as (zxid, payload): an ensemble member's proposals
+        carry exactly the log payload (PROPOSAL data = TxnHeader + txn + TxnDigest), so
+        they are written as received or proposed, not encoded a second time."""
         if self._failed is not None:
             return  # never acknowledge after a failed write
-        self._pending.extend(txns)
+        self._pending.extend(records)
         self._waiting.append(done)
-        self.txns_logged += len(txns)
+        self.txns_logged += len(records)
         if self._busy or self._kick_scheduled:
             return
         if self.coalesce:
@@ -84,19 +95,18 @@ class TxnLogPersister:
     def _start_write(self) -> None:
         """Encode everything pending into the log writer and write+fsync it in the worker.
         Runs only when no write is in flight, so rolling to a new file is safe here."""
-        txns, self._pending = self._pending, []
+        records, self._pending = self._pending, []
         callbacks, self._waiting = self._waiting, []
         if self._roll_requested and self.writer is not None:
             self.writer.close()
             self.writer = None
         self._roll_requested = False
         if self.writer is None:
-            self.writer = TxnLogWriter(self.log_dir, txns[0].zxid,
+            self.writer = TxnLogWriter(self.log_dir, records[0][0],
                                        prealloc_size=self.prealloc_size)
-        append = self.writer.append
-        for t in txns:
-            # the tree digest after the txn (ServerCore computes it ahead of applying)
-            append(t, None if t.digest is None else (DIGEST_VERSION, t.digest))
+        append = self.writer.append_encoded
+        for zxid, payload in records:
+            append(zxid, payload)
         batch = self.writer.take_batch()
         self._busy = True
         fut = self.loop.run_in_executor(self._executor, self.writer.write_batch, batch,
@@ -104,8 +114,10 @@ class TxnLogPersister:
         fut.add_done_callback(partial(self._written, callbacks))
 
     def _written(self, callbacks: list[Callable[[], None]], fut: asyncio.Future) -> None:
+        self._done(callbacks, fut.exception())
+
+    def _done(self, callbacks: list[Callable[[], None]], exc: BaseException | None) -> None:
         self._busy = False
-        exc = fut.exception()
         if exc is not None:
             self._failed = exc
             log.critical("writing the txn log failed, no more writes are acknowledged: %s", exc)
@@ -131,11 +143,10 @@ class TxnLogPersister:
         if self._failed is None and self._pending:
             try:
                 if self.writer is None:
-                    self.writer = TxnLogWriter(self.log_dir, self._pending[0].zxid,
+                    self.writer = TxnLogWriter(self.log_dir, self._pending[0][0],
                                                prealloc_size=self.prealloc_size)
-                for t in self._pending:
-                    self.writer.append(
-                        t, None if t.digest is None else (DIGEST_VERSION, t.digest))
+                for zxid, payload in self._pending:
+                    self.writer.append_encoded(zxid, payload)
                 self._pending = []
                 self.writer.write_batch(self.writer.take_batch(), self.force_sync)
             except OSError as e:

@@ -131,6 +131,16 @@ def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[n:]
 
 
+def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
+    n = os.pwrite(fd, data, offset)
+    if n < len(data):  # short writes: only on errors such as a full disk, which raise next
+        view = memoryview(data)[n:]
+        while view:
+            offset += n
+            n = os.pwrite(fd, view, offset)
+            view = view[n:]
+
+
 class TxnLogWriter:
     """Appends records to a new `log.<first_zxid>` file (see the module docstring)."""
 
@@ -163,17 +173,25 @@ class TxnLogWriter:
         self._pending += encode_record(txn, digest)
         self.last_zxid = txn.zxid
 
+    def append_encoded(self, zxid: int, payload: bytes) -> None:
+        """A record whose payload (encode_payload's bytes) is already at hand."""
+        self._pending += RECORD_HEAD.pack(zlib.adler32(payload), len(payload))
+        self._pending += payload
+        self._pending += b"B"
+        self.last_zxid = zxid
+
     def take_batch(self) -> bytearray:
         batch, self._pending = self._pending, bytearray()
         return batch
 
     def write_batch(self, batch: bytes | bytearray, fsync: bool = True) -> None:
-        """Preallocate as needed, write `batch` at the end, optionally fsync. Blocking."""
+        """Preallocate as needed, write `batch` at the end, optionally fsync. Blocking (the
+        log's worker thread: one pwrite, not lseek + write, as each syscall there means
+        taking the GIL back from a busy event loop once more)."""
         fd = self._require_open()
         if batch:
             self._preallocate()
-            os.lseek(fd, self._position, os.SEEK_SET)
-            _write_all(fd, batch)
+            _pwrite_all(fd, batch, self._position)
             self._position += len(batch)
         if fsync:
             self.fsync()
