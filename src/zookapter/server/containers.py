@@ -72,10 +72,10 @@ class ContainerReaper:
             return False
         except KeeperError:
             return False
-        prep.outstanding[parent_path] = ChangeRecord(
+        prep.keep_one(parent_path, ChangeRecord(
             zxid, parent_path, True, parent.version, parent.cversion, parent.aversion,
-            parent.ephemeral_owner, parent.child_count - 1, parent.acl, parent.data_len)
-        prep.outstanding[path] = ChangeRecord(zxid, path, False)
+            parent.ephemeral_owner, parent.child_count - 1, parent.acl, parent.data_len))
+        prep.keep_one(path, ChangeRecord(zxid, path, False))
         txn = core._new_txn(0, 0, Op.DELETE_CONTAINER, DeleteTxn(path))
         core._enqueue(txn, None, None)
         log.debug("reaping container/TTL node %s", path)

@@ -160,11 +160,25 @@ class Prep:
                             len(n.data) if n.data else 0)
 
     def applied(self, zxid: int) -> None:
-        """Drop outstanding records made by txns up to `zxid` (now visible in the tree)."""
-        if not self.outstanding:
-            return
-        for p in [p for p, r in self.outstanding.items() if r.zxid <= zxid]:
-            del self.outstanding[p]
+        """Drop outstanding records made by txns up to `zxid` (now visible in the tree).
+        `_keep` keeps the dict in zxid order, so only the records dropped are visited
+        (scanning all of them per applied txn cost a leader several % of its CPU)."""
+        out = self.outstanding
+        while out:
+            path = next(iter(out))
+            if out[path].zxid > zxid:
+                return
+            del out[path]
+
+    def _keep(self, changes: dict[str, ChangeRecord]) -> None:
+        for path, rec in changes.items():
+            self.keep_one(path, rec)
+
+    def keep_one(self, path: str, rec: ChangeRecord) -> None:
+        """A newer record moves its path to the end: the dict stays ordered by zxid."""
+        out = self.outstanding
+        out.pop(path, None)
+        out[path] = rec
 
     def _add(self, rec: ChangeRecord, changes: dict[str, ChangeRecord]) -> None:
         changes[rec.path] = rec
@@ -197,7 +211,7 @@ class Prep:
             typ, rec = self._prep_one(op, req, session_id, zxid, time, auth, changes)
         except KeeperError as e:
             return Op.ERROR, ErrorTxn(e.code)
-        self.outstanding.update(changes)
+        self._keep(changes)
         return typ, rec
 
     def prep_multi(self, ops: list[tuple[int, object]], session_id: int, zxid: int, time: int,
@@ -215,7 +229,7 @@ class Prep:
                 failed = True
                 subs.append((Op.ERROR, ErrorTxn(e.code)))
         if not failed:
-            self.outstanding.update(changes)
+            self._keep(changes)
         return Op.MULTI, MultiTxn(tuple(subs))
 
     def _prep_one(self, op: int, req: object, session_id: int, zxid: int, time: int,
@@ -348,8 +362,8 @@ class Prep:
         The node ends up at version -1, as ZooKeeper leaves it."""
         node = self.record(CONFIG_PATH)
         self._check(node.acl, Perm.WRITE, auth)
-        self.outstanding[CONFIG_PATH] = node.changed(zxid, version=-1,
-                                                     data_len=len(config_text))
+        self.keep_one(CONFIG_PATH, node.changed(zxid, version=-1,
+                                                 data_len=len(config_text)))
         return SetDataTxn(CONFIG_PATH, config_text, -1)
 
     def _check_version(self, req: CheckVersionRequest, auth: list[Id],
@@ -372,9 +386,9 @@ class Prep:
             parent_path, _ = split_path(p)
             try:
                 parent = self.record(parent_path)
-                self.outstanding[parent_path] = parent.changed(
-                    zxid, child_count=parent.child_count - 1)
+                self.keep_one(parent_path, parent.changed(
+                    zxid, child_count=parent.child_count - 1))
             except KeeperError:
                 pass
-            self.outstanding[p] = ChangeRecord(zxid, p, False)
+            self.keep_one(p, ChangeRecord(zxid, p, False))
         return CloseSessionTxn(tuple(sorted(paths)))

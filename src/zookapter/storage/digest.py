@@ -192,10 +192,14 @@ class DigestShadow:
         return to_signed64(self._sum)
 
     def applied(self, zxid: int) -> None:
+        """Forget the overlay entries of txns up to `zxid`; `_set` keeps the overlay in zxid
+        order, so only those are visited."""
         ov = self._overlay
-        if ov:
-            for p in [p for p, e in ov.items() if e[0] <= zxid]:
-                del ov[p]
+        while ov:
+            path = next(iter(ov))
+            if ov[path][0] > zxid:
+                return
+            del ov[path]
 
     def _get(self, path: str) -> _NodeState | None:
         e = self._overlay.get(path)
@@ -220,7 +224,9 @@ class DigestShadow:
             if new is not None:
                 d += _state_digest(pcrc, new)
             self._sum = (self._sum + d) & _MASK64
-        self._overlay[path] = (zxid, new)
+        ov = self._overlay
+        ov.pop(path, None)  # re-inserted at the end: the overlay stays in zxid order
+        ov[path] = (zxid, new)
 
     def _record(self, typ: int, rec: object, txn: Txn) -> None:
         # Mirrors DataTree._apply_record (failures included); quota bookkeeping only touches
