@@ -1,15 +1,18 @@
 """Group commit of txns to the log: the I/O shell between the request pipeline and the disk.
 
 The pipeline hands over each batch of prepped txns with a `done` callback. Records are
-encoded on the event loop into the log writer's buffer; one worker thread at a time writes the
-buffered bytes and fsyncs them. Every batch that arrives while an fsync is running waits and
-goes into the next write, so one fsync covers many txns (ZooKeeper's SyncRequestProcessor
-does the same). `done` runs on the loop only after the fsync of its txns returned, so a
-reply is never sent for a write that is not on disk (forceSync=no skips the fsync, as
-ZooKeeper's `zookeeper.forceSync=no`).
+encoded on the event loop and appended to a shared buffer; a writer thread of our own (Java's
+SyncRequestProcessor thread) takes everything buffered, writes it and fsyncs it, and as soon
+as that returns takes whatever arrived meanwhile, without waiting for the event loop: the
+loop only hears back, through `call_soon_threadsafe`, which callbacks are now durable. So
+one fsync covers every batch that arrived while the previous one ran, and the disk never
+waits for a busy loop to start the next write (with a thread pool and a hop back to the loop
+between writes, a busy member's fsync cycle was three times its fsync time). `done` runs on
+the loop only after the fsync of its txns returned, so a reply is never sent for a write
+that is not on disk (forceSync=no skips the fsync, as ZooKeeper's `zookeeper.forceSync=no`).
 
-`coalesce` (off by default; an ensemble member turns it on): when the disk is idle, the first
-batch does not start a write at once but at the end of the event-loop turn, so the batches
+`coalesce` (off by default; an ensemble member turns it on): when the writer is idle, the
+first batch does not wake it at once but at the end of the event-loop turn, so the batches
 handed over in the same turn share one write and fsync. A follower persists each PROPOSAL
 separately, and a burst of them arrives in one read: without this the first would be
 fsynced alone and the rest would wait for a second fsync.
@@ -21,20 +24,22 @@ acknowledged, and `on_fatal` is called so the server can stop.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
+import threading
+import zlib
 from collections.abc import Callable
-from functools import partial
 
 from ..protocol.txns import Txn
 from .digest import DIGEST_VERSION
-from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter, encode_payload
+from .txnlog import DEFAULT_PREALLOC_SIZE, RECORD_HEAD, TxnLogWriter, encode_payload
 
 log = logging.getLogger("zookapter.storage")
 
 
 class TxnLogPersister:
+    """See the module docstring. Everything but the writer thread runs on `loop`."""
+
     def __init__(self, log_dir: str, loop: asyncio.AbstractEventLoop, force_sync: bool = True,
                  prealloc_size: int = DEFAULT_PREALLOC_SIZE,
                  on_fatal: Callable[[BaseException], None] | None = None) -> None:
@@ -44,18 +49,27 @@ class TxnLogPersister:
         self.force_sync = force_sync
         self.prealloc_size = prealloc_size
         self.on_fatal = on_fatal
-        self.writer: TxnLogWriter | None = None
-        self._pending: list[tuple[int, bytes]] = []  # (zxid, record payload)
-        self._waiting: list[Callable[[], None]] = []
-        self._busy = False
-        self._failed: BaseException | None = None
-        self._roll_requested = False
         self.coalesce = False
-        self._kick_scheduled = False
-        self._closed = False
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "zookapter-txnlog")
         self.txns_logged = 0
         self.fsyncs = 0
+        self._failed: BaseException | None = None
+        self._closed = False
+        self._kick_scheduled = False
+        # shared with the writer thread, under _cond
+        self._cond = threading.Condition(threading.Lock())
+        self._buf = bytearray()  # encoded records not yet taken by the writer
+        self._first_zxid = 0  # of the first record in _buf
+        self._callbacks: list[Callable[[], None]] = []  # of the batches in _buf
+        self._go = False  # the writer may take _buf
+        self._writing = False  # the writer holds a batch
+        self._roll_requested = False
+        self._stop = False
+        # the writer thread's own
+        self.writer: TxnLogWriter | None = None
+        self._thread = threading.Thread(target=self._run, name="zookapter-txnlog", daemon=True)
+        self._thread.start()
+
+    # --- the loop's side -----------------------------------------------------------------
 
     def persist(self, txns: list[Txn], done: Callable[[], None]) -> None:
         """Log `txns` (each with the tree digest after it, `txn.digest`, when known)."""
@@ -69,88 +83,119 @@ class TxnLogPersister:
         """Log records already encoded as (zxid, payload): an ensemble member's proposals
         carry exactly the log payload (PROPOSAL data = TxnHeader + txn + TxnDigest), so
         they are written as received or proposed, not encoded a second time."""
-        if self._failed is not None:
+        if self._failed is not None or self._closed or not records:
             return  # never acknowledge after a failed write
-        self._pending.extend(records)
-        self._waiting.append(done)
+        chunk = bytearray()
+        for _zxid, payload in records:
+            chunk += RECORD_HEAD.pack(zlib.adler32(payload), len(payload))
+            chunk += payload
+            chunk += b"B"
         self.txns_logged += len(records)
-        if self._busy or self._kick_scheduled:
-            return
-        if self.coalesce:
+        with self._cond:
+            if not self._buf:
+                self._first_zxid = records[0][0]
+            self._buf += chunk
+            self._callbacks.append(done)
+            if self._writing or self._go:
+                return  # taken when the write in progress ends
+            if not self.coalesce:
+                self._go = True
+                self._cond.notify()
+                return
+        if not self._kick_scheduled:
             self._kick_scheduled = True
             self.loop.call_soon(self._kick)
-        else:
-            self._start_write()
 
     def _kick(self) -> None:
-        """The deferred start of a write (see `coalesce`)."""
+        """The deferred wake-up of an idle writer (see `coalesce`)."""
         self._kick_scheduled = False
-        if not self._busy and self._pending and not self._closed and self._failed is None:
-            self._start_write()
+        with self._cond:
+            if self._buf and not self._writing:
+                self._go = True
+                self._cond.notify()
 
     def roll(self) -> None:
-        """Start a new log file with the next write (after a snapshot, as ZooKeeper)."""
-        self._roll_requested = True
+        """Start a new log file with the next batch the writer takes (after a snapshot, as
+        ZooKeeper)."""
+        with self._cond:
+            self._roll_requested = True
 
-    def _start_write(self) -> None:
-        """Encode everything pending into the log writer and write+fsync it in the worker.
-        Runs only when no write is in flight, so rolling to a new file is safe here."""
-        records, self._pending = self._pending, []
-        callbacks, self._waiting = self._waiting, []
-        if self._roll_requested and self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self._roll_requested = False
-        if self.writer is None:
-            self.writer = TxnLogWriter(self.log_dir, records[0][0],
-                                       prealloc_size=self.prealloc_size)
-        append = self.writer.append_encoded
-        for zxid, payload in records:
-            append(zxid, payload)
-        batch = self.writer.take_batch()
-        self._busy = True
-        fut = self.loop.run_in_executor(self._executor, self.writer.write_batch, batch,
-                                        self.force_sync)
-        fut.add_done_callback(partial(self._written, callbacks))
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._writing and not self._buf
 
-    def _written(self, callbacks: list[Callable[[], None]], fut: asyncio.Future) -> None:
-        self._done(callbacks, fut.exception())
-
-    def _done(self, callbacks: list[Callable[[], None]], exc: BaseException | None) -> None:
-        self._busy = False
-        if exc is not None:
-            self._failed = exc
-            log.critical("writing the txn log failed, no more writes are acknowledged: %s", exc)
-            if self.on_fatal is not None:
-                self.on_fatal(exc)
+    def _written(self, callbacks: list[Callable[[], None]]) -> None:
+        if self._failed is not None:
             return
-        self.fsyncs += 1
-        # Start the next write before applying and replying to this batch, so the disk
-        # syncs the next group while the loop does the CPU work of this one.
-        if self._pending:
-            self._start_write()
         for cb in callbacks:
             cb()
 
-    def idle(self) -> bool:
-        return not self._busy and not self._pending
+    def _write_failed(self, exc: BaseException) -> None:
+        log.critical("writing the txn log failed, no more writes are acknowledged: %s", exc)
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
 
     def close(self) -> None:
-        """Wait for the write in flight, then write what is still pending (synchronously;
-        its requests are not answered any more) and close the file."""
+        """Write what is still pending (its requests are not answered any more), wait for
+        the writer to finish, and close the file."""
         self._closed = True
-        self._executor.shutdown(wait=True)
-        if self._failed is None and self._pending:
-            try:
-                if self.writer is None:
-                    self.writer = TxnLogWriter(self.log_dir, self._pending[0][0],
-                                               prealloc_size=self.prealloc_size)
-                for zxid, payload in self._pending:
-                    self.writer.append_encoded(zxid, payload)
-                self._pending = []
-                self.writer.write_batch(self.writer.take_batch(), self.force_sync)
-            except OSError as e:
-                log.error("final txn log write failed: %s", e)
+        with self._cond:
+            self._stop = True
+            self._go = True
+            self._cond.notify()
+        self._thread.join()
         if self.writer is not None:
+            try:
+                self.writer.close()
+            except OSError as e:
+                log.error("closing the txn log failed: %s", e)
+            self.writer = None
+
+    # --- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._go or self._stop):
+                    self._cond.wait()
+                if not self._buf:
+                    self._go = False
+                    if self._stop:
+                        return
+                    continue
+                batch, self._buf = self._buf, bytearray()
+                callbacks, self._callbacks = self._callbacks, []
+                first_zxid = self._first_zxid
+                roll, self._roll_requested = self._roll_requested, False
+                self._go = False
+                self._writing = True
+                stopping = self._stop
+            try:
+                self._write(batch, first_zxid, roll)
+            except BaseException as e:  # noqa: BLE001 - any failure is fatal to the log
+                self._failed = e
+                if not stopping:
+                    self._post(self._write_failed, e)
+                return
+            self.fsyncs += 1
+            with self._cond:
+                self._writing = False
+                if self._buf:
+                    self._go = True  # arrived during the write: next batch at once
+            if not stopping:
+                self._post(self._written, callbacks)
+
+    def _write(self, batch: bytearray, first_zxid: int, roll: bool) -> None:
+        if roll and self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.writer is None:
+            self.writer = TxnLogWriter(self.log_dir, first_zxid,
+                                       prealloc_size=self.prealloc_size)
+        self.writer.write_batch(batch, self.force_sync)
+
+    def _post(self, fn: Callable[..., None], arg: object) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, arg)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
