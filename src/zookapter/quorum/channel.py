@@ -49,6 +49,8 @@ class QuorumChannel(asyncio.Protocol):
         self.paused = False
         self._out: list[bytes] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        # called when a read has been handled, e.g. to flush what it caused at once
+        self.on_batch_end: Callable[[], None] | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class QuorumChannel(asyncio.Protocol):
         except (PacketError, SnapshotStreamError, SnapshotError, JuteError) as e:
             log.warning("closing quorum connection to %s: %s", self.peer, e)
             self.close()
+        if self.on_batch_end is not None:
+            self.on_batch_end()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed()

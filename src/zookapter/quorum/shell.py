@@ -300,6 +300,22 @@ class QuorumServer:
             self._deadline_check_due = True
             self._loop.call_soon(self._check_deadline)
 
+    def _step_and_flush(self, event: Event) -> None:
+        self._step(event)
+        self._flush_quorum()
+
+    def _flush_quorum(self) -> None:
+        """Send what the quorum connections buffered now rather than at the end of the loop
+        turn: PROPOSALs, ACKs and COMMITs are on every write's path, and the rest of a busy
+        turn (client replies, applying, other reads) would hold them back for as long as it
+        runs. Called when a read from a quorum connection was handled, after a proposal
+        batch and after a log write completed; still one write per connection per batch."""
+        if self.state == ServerState.LEADING:
+            for ch in self._learners.values():
+                ch.flush()
+        elif self._leader_channel is not None:
+            self._leader_channel.flush()
+
     def _check_deadline(self) -> None:
         """Once per loop turn with events: wake the ticker only if the core now needs it
         sooner than it planned to wake up (waking it for every event costs a wait_for task
@@ -353,7 +369,7 @@ class QuorumServer:
                 for p in a.proposals:
                     self.proposal_stats.record(len(p.data))
             self.persister.persist_encoded([(p.zxid, p.data) for p in a.proposals],
-                                           lambda: self._step(Persisted(token)))
+                                           lambda: self._step_and_flush(Persisted(token)))
         elif isinstance(a, Apply):
             self._apply(a)
         elif isinstance(a, Connect):
@@ -510,7 +526,7 @@ class QuorumServer:
             core: LeaderCore | LearnerCore = LeaderCore(
                 self.core_config(), self.clock, schedule=self._loop.call_soon,  # type: ignore[union-attr]
                 tree=self.tree)
-            core.propose = lambda txns: self._step(Propose(tuple(txns)))
+            core.propose = lambda txns: self._step_and_flush(Propose(tuple(txns)))
             core.reconfig = planner_for(self.peer, self.qcfg)  # type: ignore[arg-type,union-attr]
         else:
             core = LearnerCore(self.core_config(), self.clock,
@@ -659,7 +675,9 @@ class QuorumServer:
         self._learners.clear()
 
     def _learner_channel(self) -> QuorumChannel:
-        return QuorumChannel(self._from_learner, lambda ch, body: None, self._learner_closed)
+        ch = QuorumChannel(self._from_learner, lambda ch, body: None, self._learner_closed)
+        ch.on_batch_end = self._flush_quorum
+        return ch
 
     def _from_learner(self, ch: QuorumChannel, pkt: QuorumPacket) -> None:
         if ch.peer is None:
@@ -720,6 +738,7 @@ class QuorumServer:
             self._step(ConnectionDown(sid))
             return
         ch.peer = sid
+        ch.on_batch_end = self._flush_quorum
         if self._leader_channel is not None:
             old, self._leader_channel = self._leader_channel, None
             old.peer = None
