@@ -28,10 +28,13 @@ SIZE = 3
 
 def ensemble_settings(extra: dict[str, str] | None = None) -> dict[str, str]:
     """zoo.cfg settings shared by both ensembles: ZooKeeper's sample timings, fsync on
-    (forceSync and snapCount keep their defaults), no AdminServer, srvr allowed."""
+    (forceSync and snapCount keep their defaults; ZKBENCH_SNAPCOUNT=n overrides snapCount,
+    e.g. to see what snapshots cost), no AdminServer, srvr allowed."""
+    snap = os.environ.get("ZKBENCH_SNAPCOUNT")
     return {"tickTime": "2000", "initLimit": "10", "syncLimit": "5",
             "maxClientCnxns": "0", "admin.enableServer": "false",
-            "4lw.commands.whitelist": "srvr,stat,mntr,ruok", **(extra or {})}
+            "4lw.commands.whitelist": "srvr,stat,mntr,ruok", **(extra or {}),
+            **({"snapCount": snap} if snap else {})}
 
 
 @dataclass

@@ -72,7 +72,7 @@ class StandaloneServer:
             cfg.data_dir, cfg.data_log_dir, snap_count=cfg.snap_count,
             force_sync=cfg.force_sync, prealloc_size_kb=cfg.prealloc_size_kb,
             # nodes serialized per event-loop turn by a fuzzy snapshot (tests make it tiny)
-            snapshot_chunk=int(cfg.prop("zookapter.snapshot.chunkNodes", "5000") or 5000))
+            snapshot_chunk=int(cfg.prop("zookapter.snapshot.chunkNodes", "500") or 500))
         loaded = database.load()
         persister = database.open_log(loop, self._fatal)
         self.core = core = ServerCore(core_cfg, self.clock, schedule=loop.call_soon,
