@@ -30,13 +30,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..ops import fourletter
 from ..ops.adminserver import AdminServer, admin_server_for
 from ..protocol.txns import Txn
 from ..server.acl import AuthProviders
-from ..server.config import ServerConfig, parse_properties
 from ..server.cnxlimit import ConnectionLimiter
+from ..server.config import ServerConfig, parse_properties
 from ..server.connection import ClientConnection
 from ..server.core import CoreConfig, ServerCore
 from ..server.readonly import ReadOnlyCore
@@ -44,9 +45,9 @@ from ..server.roles import LeaderCore, LearnerCore
 from ..server.sasl import SaslServerFactory
 from ..server.standalone import wall_clock_ms
 from ..storage.database import Database
-from ..storage.recovery import LoadedDatabase
 from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch, write_epoch
 from ..storage.persister import TxnLogPersister
+from ..storage.recovery import LoadedDatabase
 from ..storage.snapshot import find_snapshots, parse_wire_snapshot, serialize_wire_snapshot
 from ..storage.txnlog import iter_log, log_files, truncate_log
 from .channel import QuorumChannel
@@ -98,6 +99,9 @@ from .zab_events import (
     Truncate,
     VoteIn,
 )
+
+if TYPE_CHECKING:
+    from ..ops.prometheus import PrometheusEndpoint
 
 log = logging.getLogger("zookapter.quorum")
 
@@ -162,6 +166,7 @@ class QuorumServer:
         self.proposal_stats = ProposalStats()
         self._leading_since_ms: int | None = None
         self.admin: AdminServer | None = None
+        self.metrics_endpoint: PrometheusEndpoint | None = None
 
     @property
     def server_state(self) -> str:
@@ -225,21 +230,28 @@ class QuorumServer:
         self._tasks.append(loop.create_task(self._session_ticker()))
 
     async def _start_admin(self) -> None:
-        """The AdminServer; if it cannot start, neither does the server (ZooKeeper exits)."""
-        self.admin = admin_server_for(self)  # type: ignore[arg-type]
-        if self.admin is not None:
-            try:
+        """The Prometheus endpoint (when zoo.cfg names the provider) and the AdminServer; if
+        either cannot start, neither does the server (ZooKeeper exits)."""
+        try:
+            if self.config.metrics_provider_class:
+                from ..ops.prometheus import metrics_endpoint_for  # prometheus_client
+                self.metrics_endpoint = metrics_endpoint_for(self)  # type: ignore[arg-type]
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.start()
+            self.admin = admin_server_for(self)  # type: ignore[arg-type]
+            if self.admin is not None:
                 await self.admin.start()
-            except BaseException:
-                await self.stop()
-                raise
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
         self._close_clients()
         self.read_only.leave()
-        if self.admin is not None:
-            admin, self.admin = self.admin, None
-            await admin.stop()
+        for endpoint in (self.admin, self.metrics_endpoint):
+            if endpoint is not None:
+                await endpoint.stop()
+        self.admin = self.metrics_endpoint = None
         await self._stop_quorum()
 
     async def _stop_quorum(self) -> None:
