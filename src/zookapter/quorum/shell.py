@@ -45,11 +45,9 @@ from ..server.roles import LeaderCore, LearnerCore
 from ..server.sasl import SaslServerFactory
 from ..server.standalone import wall_clock_ms
 from ..storage.database import Database
-from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch, write_epoch
+from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, read_epoch
 from ..storage.persister import TxnLogPersister
-from ..storage.recovery import LoadedDatabase
-from ..storage.snapshot import find_snapshots, parse_wire_snapshot, serialize_wire_snapshot
-from ..storage.txnlog import iter_log, log_files, truncate_log
+from ..storage.snapshot import serialize_wire_snapshot
 from .channel import QuorumChannel
 from .cnxmanager import ElectionConnections
 from .config import QuorumPeerConfig, parse_quorum_peer_config
@@ -66,6 +64,7 @@ from .opsview import ProposalStats, QuorumView
 from .packets import LearnerInfo, PacketType, QuorumPacket
 from .peer import QuorumPeer, ZabConfig
 from .readonly import ReadOnlyMode
+from .shell_disk import DiskActions
 from .zab_events import (
     Apply,
     Connect,
@@ -82,7 +81,6 @@ from .zab_events import (
     Persist,
     Persisted,
     PersistEpoch,
-    Proposal,
     Propose,
     Revalidate,
     RevalidateReply,
@@ -106,7 +104,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("zookapter.quorum")
 
 CONNECT_TIMEOUT_S = 5.0
-RECENT_TXNS = 500  # committed txns handed to the core for DIFF syncs (commitLogCount)
 
 
 _MODE_NAMES = {ServerState.LEADING: "leader", ServerState.FOLLOWING: "follower",
@@ -122,7 +119,7 @@ class _NotServing(ServerCore):
         return False
 
 
-class QuorumServer:
+class QuorumServer(DiskActions):
     """One ensemble member; see the module docstring."""
 
     def __init__(self, config: ServerConfig, qcfg: QuorumPeerConfig,
@@ -285,16 +282,6 @@ class QuorumServer:
                           enforce_quota=cfg.enforce_quota, server_id=self.my_id,
                           jute_maxbuffer=cfg.jute_maxbuffer)
 
-    def _recent_proposals(self, snapshot_zxid: int) -> list[Proposal]:
-        """The last committed txns from the log, for DIFF syncs without reading the disk."""
-        assert self.database is not None
-        recent: deque[Proposal] = deque(maxlen=RECENT_TXNS)
-        for entry in iter_log(self.database.log_dir, snapshot_zxid + 1):
-            if entry.digest is not None:
-                entry.txn.digest = entry.digest[1]
-            recent.append(Proposal.of(entry.txn))
-        return list(recent)
-
     # --- the core ------------------------------------------------------------------------
 
     def _step(self, event: Event) -> None:
@@ -428,40 +415,6 @@ class QuorumServer:
 
     # --- ZabHost: queries from the core -----------------------------------------------------
 
-    def snapshot_size(self) -> int:
-        assert self.database is not None
-        snaps = find_snapshots(self.database.snap_dir, 1)
-        return snaps[0].stat().st_size if snaps else 0
-
-    def _note_log_hole(self, loaded: LoadedDatabase) -> None:
-        """A leader applies what its followers acknowledged before its own log write is
-        durable, so a snapshot can hold txns a crash took from the log: when the log has
-        nothing from the snapshot's zxid on, it may have a hole before it, and a txn-log
-        DIFF must not read across it (found by the simulator; sim/zab_node.py does the
-        same)."""
-        self._log_holds_from = 0
-        if loaded.snapshot is not None and self.database is not None:
-            if next(iter(iter_log(self.database.log_dir, loaded.snapshot_zxid)), None) is None:
-                self._log_holds_from = loaded.snapshot_zxid
-
-    def read_log(self, start_zxid: int, end_zxid: int, size_limit: int) -> list[Proposal]:
-        assert self.database is not None
-        if start_zxid < self._log_holds_from:
-            return []
-        files = log_files(self.database.log_dir, start_zxid)
-        if size_limit > 0 and sum(f.stat().st_size for f in files) > size_limit:
-            return []
-        out: list[Proposal] = []
-        for entry in iter_log(self.database.log_dir, start_zxid):
-            if not out and entry.txn.zxid != start_zxid:
-                return []
-            if entry.txn.zxid > end_zxid:
-                break
-            if entry.digest is not None:
-                entry.txn.digest = entry.digest[1]
-            out.append(Proposal.of(entry.txn))
-        return out
-
     def touched_sessions(self) -> list[tuple[int, int]]:
         if isinstance(self.core, LearnerCore):
             return self.core.take_touches()
@@ -583,71 +536,12 @@ class QuorumServer:
         self._revalidating.setdefault(session_id, deque()).append(done)
         self._step(RevalidateSession(session_id, timeout_ms))
 
-    # --- disk ----------------------------------------------------------------------------------
-
-    def _persist_epoch(self, a: PersistEpoch) -> None:
-        assert self.database is not None
-        d = self.database.snap_dir
-        if a.accepted is not None:
-            write_epoch(d, ACCEPTED_EPOCH, a.accepted)
-        if a.current is not None:
-            write_epoch(d, CURRENT_EPOCH, a.current)
-
-    def _reopen_log(self) -> None:
-        assert self.database is not None and self._loop is not None
-        if self.persister is not None:
-            self.persister.close()
-        self.persister = self.database.open_log(self._loop, self._fatal)
-        self.persister.coalesce = True
-
-    def _truncate(self, zxid: int) -> None:
-        """TRUNC: drop the txns after `zxid` and reload the state from disk."""
-        assert self.database is not None
-        if self.persister is not None:
-            self.persister.close()
-            self.persister = None
-        # Snapshots stay (see zab_events.Truncate): one labelled with an epoch start above
-        # `zxid` holds exactly the history up to it.
-        if not truncate_log(self.database.log_dir, zxid):
-            snaps = find_snapshots(self.database.snap_dir, 1)
-            if not snaps or _snapshot_zxid(snaps[0]) < zxid:
-                log.critical("cannot truncate to 0x%x: neither log nor snapshot reaches it",
-                             zxid)
-                self.stopped.set()
-                return
-            for f in log_files(self.database.log_dir, -(1 << 63)):
-                if _log_zxid(f) > zxid:
-                    f.unlink()
-        loaded = self.database.load()
-        self._note_log_hole(loaded)
-        self.tree, self.sessions = loaded.tree, dict(loaded.sessions)
+    def _state_replaced(self) -> None:
+        """The tree was replaced from disk (TRUNC) or by the leader's (SNAP): a new idle
+        core over it, /zookeeper/config shown again, a new txn log writer."""
         self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
         show_config(self.tree, self._active_qv, self.clock())
         self._reopen_log()
-
-    def _load_snapshot(self, a: LoadSnapshot) -> None:
-        """SNAP: the leader's state replaces ours; our later history is dropped."""
-        assert self.database is not None
-        tree, sessions, _ = parse_wire_snapshot(a.body, signed=False)
-        tree.last_processed_zxid = a.zxid
-        self.tree, self.sessions = tree, sessions
-        if self.persister is not None:
-            self.persister.close()
-            self.persister = None
-        for snap in find_snapshots(self.database.snap_dir):
-            if _snapshot_zxid(snap) > a.zxid:
-                snap.unlink()
-        # The new state is on disk before the old log goes, so no crash leaves neither.
-        self.database.snapshot_sync(tree, dict(sessions))
-        # The whole log goes (zab_events.LoadSnapshot): its txns are in the snapshot or from
-        # a history the leader does not have, and read_log must only find the leader's.
-        for f in log_files(self.database.log_dir, -(1 << 63)):
-            f.unlink()
-        self._log_holds_from = 0
-        self.idle_core = _NotServing(self.core_config(), self.clock, tree=self.tree)
-        show_config(self.tree, self._active_qv, self.clock())
-        self._reopen_log()
-        log.info("loaded the leader's snapshot at zxid 0x%x", a.zxid)
 
     # --- quorum connections --------------------------------------------------------------
 
@@ -867,17 +761,6 @@ def quorum_config_for(cfg: ServerConfig) -> QuorumPeerConfig | None:
             dynamic = parse_properties(f.read())
     qcfg = parse_quorum_peer_config(cfg.raw, myid, dynamic_props=dynamic)
     return qcfg if qcfg.is_distributed else None
-
-
-def _log_zxid(path: Path) -> int:
-    return _snapshot_zxid(path)
-
-
-def _snapshot_zxid(path: Path) -> int:
-    try:
-        return int(path.name.split(".", 1)[1], 16)
-    except (IndexError, ValueError):
-        return -1
 
 
 async def serve_quorum(config: ServerConfig, qcfg: QuorumPeerConfig) -> None:
