@@ -13,6 +13,7 @@ from pathlib import Path
 from ..server.datatree import DataTree
 from ..storage.database import Database
 from ..storage.epochs import ACCEPTED_EPOCH, CURRENT_EPOCH, write_epoch
+from ..storage.files import LOG_PREFIX, SNAPSHOT_PREFIX, zxid_from_name
 from ..storage.persister import TxnLogPersister
 from ..storage.recovery import LoadedDatabase
 from ..storage.snapshot import find_snapshots, parse_wire_snapshot
@@ -147,11 +148,13 @@ class DiskActions:
 
 
 def _log_zxid(path: Path) -> int:
-    return _snapshot_zxid(path)
+    return _zxid_or_minus_one(path, LOG_PREFIX)
 
 
 def _snapshot_zxid(path: Path) -> int:
-    try:
-        return int(path.name.split(".", 1)[1], 16)
-    except (IndexError, ValueError):
-        return -1
+    return _zxid_or_minus_one(path, SNAPSHOT_PREFIX)
+
+
+def _zxid_or_minus_one(path: Path, prefix: str) -> int:
+    zxid = zxid_from_name(path.name, prefix)
+    return -1 if zxid is None else zxid

@@ -27,12 +27,11 @@ import asyncio
 import logging
 import os
 import threading
-import zlib
 from collections.abc import Callable
 
 from ..protocol.txns import Txn
 from .digest import DIGEST_VERSION
-from .txnlog import DEFAULT_PREALLOC_SIZE, RECORD_HEAD, TxnLogWriter, encode_payload
+from .txnlog import DEFAULT_PREALLOC_SIZE, TxnLogWriter, encode_payload, frame_record
 
 log = logging.getLogger("zookapter.storage")
 
@@ -85,11 +84,7 @@ class TxnLogPersister:
         they are written as received or proposed, not encoded a second time."""
         if self._failed is not None or self._closed or not records:
             return  # never acknowledge after a failed write
-        chunk = bytearray()
-        for _zxid, payload in records:
-            chunk += RECORD_HEAD.pack(zlib.adler32(payload), len(payload))
-            chunk += payload
-            chunk += b"B"
+        chunk = b"".join(frame_record(payload) for _zxid, payload in records)
         self.txns_logged += len(records)
         with self._cond:
             if not self._buf:

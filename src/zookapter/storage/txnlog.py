@@ -98,7 +98,12 @@ def encode_payload(txn: Txn, digest: Digest | None = None) -> bytes:
 
 def encode_record(txn: Txn, digest: Digest | None = None) -> bytes:
     """One complete log record: checksum, length, payload, 'B'."""
-    payload = encode_payload(txn, digest)
+    return frame_record(encode_payload(txn, digest))
+
+
+def frame_record(payload: bytes) -> bytes:
+    """The log record around an encoded payload (encode_payload's bytes, which are also a
+    PROPOSAL's data): checksum, length, payload, 'B'."""
     return RECORD_HEAD.pack(zlib.adler32(payload), len(payload)) + payload + b"B"
 
 
@@ -124,21 +129,12 @@ def padded_size(position: int, size: int, prealloc_size: int) -> int:
     return size
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
     view = memoryview(data)
     while view:
-        n = os.write(fd, view)
+        n = os.pwrite(fd, view, offset)
         view = view[n:]
-
-
-def _pwrite_all(fd: int, data: bytes | bytearray, offset: int) -> None:
-    n = os.pwrite(fd, data, offset)
-    if n < len(data):  # short writes: only on errors such as a full disk, which raise next
-        view = memoryview(data)[n:]
-        while view:
-            offset += n
-            n = os.pwrite(fd, view, offset)
-            view = view[n:]
+        offset += n
 
 
 class TxnLogWriter:
@@ -153,7 +149,7 @@ class TxnLogWriter:
         self.prealloc_size = prealloc_size
         self._pending = bytearray()
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        _write_all(self._fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION, dbid))
+        _pwrite_all(self._fd, FILE_HEADER.pack(LOG_MAGIC, FORMAT_VERSION, dbid), 0)
         self._position = FILE_HEADER.size
         self._size = self._position
         self._preallocate()
@@ -172,13 +168,6 @@ class TxnLogWriter:
     def append(self, txn: Txn, digest: Digest | None = None) -> None:
         self._pending += encode_record(txn, digest)
         self.last_zxid = txn.zxid
-
-    def append_encoded(self, zxid: int, payload: bytes) -> None:
-        """A record whose payload (encode_payload's bytes) is already at hand."""
-        self._pending += RECORD_HEAD.pack(zlib.adler32(payload), len(payload))
-        self._pending += payload
-        self._pending += b"B"
-        self.last_zxid = zxid
 
     def take_batch(self) -> bytearray:
         batch, self._pending = self._pending, bytearray()
