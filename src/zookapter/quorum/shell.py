@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..ops import fourletter
-from ..ops.adminserver import AdminServer, admin_server_for
+from ..ops.adminserver import AdminServer
+from ..ops.endpoints import start_endpoints, stop_endpoints
 from ..protocol.txns import Txn
 from ..server.acl import AuthProviders
 from ..server.cnxlimit import ConnectionLimiter
@@ -227,28 +228,13 @@ class QuorumServer(DiskActions):
         self._tasks.append(loop.create_task(self._session_ticker()))
 
     async def _start_admin(self) -> None:
-        """The Prometheus endpoint (when zoo.cfg names the provider) and the AdminServer; if
-        either cannot start, neither does the server (ZooKeeper exits)."""
-        try:
-            if self.config.metrics_provider_class:
-                from ..ops.prometheus import metrics_endpoint_for  # prometheus_client
-                self.metrics_endpoint = metrics_endpoint_for(self)  # type: ignore[arg-type]
-            if self.metrics_endpoint is not None:
-                await self.metrics_endpoint.start()
-            self.admin = admin_server_for(self)  # type: ignore[arg-type]
-            if self.admin is not None:
-                await self.admin.start()
-        except BaseException:
-            await self.stop()
-            raise
+        """The Prometheus endpoint and the AdminServer (ops/endpoints.py)."""
+        await start_endpoints(self)
 
     async def stop(self) -> None:
         self._close_clients()
         self.read_only.leave()
-        for endpoint in (self.admin, self.metrics_endpoint):
-            if endpoint is not None:
-                await endpoint.stop()
-        self.admin = self.metrics_endpoint = None
+        await stop_endpoints(self)
         await self._stop_quorum()
 
     async def _stop_quorum(self) -> None:

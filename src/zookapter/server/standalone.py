@@ -15,14 +15,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..ops import fourletter
-from ..ops.adminserver import AdminServer, admin_server_for
+from ..ops.adminserver import AdminServer
+from ..ops.endpoints import start_endpoints, stop_endpoints
 from ..protocol.txns import Txn
 from ..storage.database import Database
 from ..storage.persister import TxnLogPersister
 from ..storage.purge import purge
 from .acl import AuthProviders
-from .config import ServerConfig
 from .cnxlimit import ConnectionLimiter
+from .config import ServerConfig
 from .connection import ClientConnection
 from .containers import ContainerReaper
 from .core import CoreConfig, ServerCore
@@ -126,18 +127,7 @@ class StandaloneServer:
         """The AdminServer and the Prometheus endpoint; a failure stops the whole server
         (ZooKeeper exits when either cannot start)."""
         self.initial_config = _read_text(self.config.config_path)
-        try:
-            if self.config.metrics_provider_class:
-                from ..ops.prometheus import metrics_endpoint_for  # prometheus_client
-                self.metrics_endpoint = metrics_endpoint_for(self)
-            if self.metrics_endpoint is not None:
-                await self.metrics_endpoint.start()
-            self.admin = admin_server_for(self)
-            if self.admin is not None:
-                await self.admin.start()
-        except BaseException:
-            await self.stop()
-            raise
+        await start_endpoints(self)
 
     def session_timeouts(self) -> dict[int, int]:
         assert self.core is not None
@@ -152,10 +142,7 @@ class StandaloneServer:
         return ClientConnection(self.core, self, self._four_letter, secure)
 
     async def stop(self) -> None:
-        for endpoint in (self.admin, self.metrics_endpoint):
-            if endpoint is not None:
-                await endpoint.stop()
-        self.admin = self.metrics_endpoint = None
+        await stop_endpoints(self)
         for t in self._tasks:
             t.cancel()
         for srv in self.servers:
