@@ -60,6 +60,18 @@ def cluster(n: int = 3, **kw: object) -> Net:
     return net
 
 
+def rejoin_after_writes(net: Net, sid: int, writes: int, prefix: bytes = b"v") -> None:
+    """Crash `sid`, commit `writes` writes without it, restart it and let it sync; the
+    trace then holds only what was sent since the restart."""
+    net.crash(sid)
+    for i in range(writes):
+        net.write(prefix + b"%d" % i)
+    net.run(100)
+    net.trace.clear()
+    net.start(sid)
+    net.run_until(net.stable)
+
+
 # --- election -> discovery -> sync -> broadcast --------------------------------------------
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -178,13 +190,7 @@ def test_follower_behind_gets_diff() -> None:
     net = cluster(3)
     net.write(b"a")
     net.run(100)
-    net.crash(1)
-    for i in range(5):
-        net.write(b"b%d" % i)
-    net.run(100)
-    net.trace.clear()
-    net.start(1)
-    net.run_until(net.stable)
+    rejoin_after_writes(net, 1, 5, b"b")
     assert sync_modes(net, 1) == ["DIFF"]
     diff = sent(net, 3, 1, T.DIFF)[0]
     assert diff.zxid == make_zxid(1, 6)  # maxCommittedLog
@@ -195,13 +201,7 @@ def test_follower_behind_gets_diff() -> None:
 
 def test_far_behind_gets_snapshot() -> None:
     net = cluster(3, commit_log_count=3, snapshot_size_factor=-1.0)
-    net.crash(1)
-    for i in range(10):
-        net.write(b"v%d" % i)
-    net.run(100)
-    net.trace.clear()
-    net.start(1)
-    net.run_until(net.stable)
+    rejoin_after_writes(net, 1, 10)
     assert sync_modes(net, 1) == ["SNAP"]
     assert net.nodes[1].disk.snap_zxid == net.nodes[3].processed  # synced snapshot written
     check_consistent(net)
@@ -211,13 +211,7 @@ def test_behind_the_committed_log_uses_the_txn_log() -> None:
     net = cluster(3, commit_log_count=3)
     net.write(b"first")
     net.run(100)
-    net.crash(1)
-    for i in range(10):
-        net.write(b"v%d" % i)
-    net.run(100)
-    net.trace.clear()
-    net.start(1)
-    net.run_until(net.stable)
+    rejoin_after_writes(net, 1, 10)
     assert sync_modes(net, 1) == ["DIFF"]
     assert len(sent(net, 3, 1, T.PROPOSAL)) == 10
     check_consistent(net)

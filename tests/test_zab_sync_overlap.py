@@ -15,7 +15,7 @@ Java's leader puts it.
 
 from __future__ import annotations
 
-from test_zab_core import check_consistent, sync_modes
+from test_zab_core import check_consistent, rejoin_after_writes, sync_modes
 from zabnet import Net
 
 from zookapter.quorum import packets as P
@@ -58,13 +58,7 @@ class JavaLikeSnapNet(Net):
 def _far_behind_follower_syncs(net: Net) -> None:
     net.start()
     net.run_until(net.stable)
-    net.crash(1)
-    for i in range(10):
-        net.write(b"v%d" % i)
-    net.run(100)
-    net.trace.clear()
-    net.start(1)
-    net.run_until(net.stable)
+    rejoin_after_writes(net, 1, 10)
     assert sync_modes(net, 1) == ["SNAP"]
 
 
