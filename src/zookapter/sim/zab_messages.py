@@ -22,7 +22,6 @@ ACCEPTED_EPOCH = "acceptedEpoch"
 CURRENT_EPOCH = "currentEpoch"
 SNAP_PREFIX = "snapshot."
 VOTES = "election"
-RECENT_TXNS = 500  # logged txns handed to the core for DIFF syncs (as the shell)
 WAIT_FOR_SERVING_MS = 100  # a request to a member not serving waits this long, then FAIL
 
 

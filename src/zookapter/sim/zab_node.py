@@ -50,6 +50,7 @@ from ..quorum import packets as P
 from ..quorum.election_wire import Notification, ServerState
 from ..quorum.packets import ForwardedRequest, PacketType
 from ..quorum.peer import QuorumPeer, ZabConfig
+from ..quorum.shell_disk import RECENT_TXNS  # as many as the shell hands its core
 from ..quorum.zab_events import (
     Apply,
     Connect,
@@ -96,7 +97,6 @@ from .zab_messages import (
     ACCEPTED_EPOCH,
     CURRENT_EPOCH,
     LOG,
-    RECENT_TXNS,
     SNAP_PREFIX,
     VOTES,
     WAIT_FOR_SERVING_MS,
