@@ -59,6 +59,8 @@ from .zab_events import (
 if TYPE_CHECKING:
     from .peer import QuorumPeer
 
+# PROPOSAL, COMMIT, INFORM: what `_stale` drops when the synced state already has it
+_TXN_PACKETS = (PacketType.PROPOSAL, PacketType.COMMIT, PacketType.INFORM)
 CONNECT_ATTEMPTS = 5
 CONNECT_RETRY_MS = 100  # zookeeper.leaderConnectDelayDuringRetryMs (3.8 default)
 
@@ -197,6 +199,8 @@ class LearnerRole:
             self._leader_info(pkt)
         elif self.stage is Stage.WAIT_SYNC:
             self._sync_start(pkt, snapshot)
+        elif pkt.type in _TXN_PACKETS and self._stale(pkt):
+            return  # (a COMMIT of the sync's overlap may even come after UPTODATE)
         elif self.stage is Stage.SYNCING:
             self._sync_packet(pkt)
         elif self.observer:
@@ -249,9 +253,6 @@ class LearnerRole:
 
     def _sync_packet(self, pkt: QuorumPacket) -> None:
         typ = pkt.type
-        if typ in (PacketType.PROPOSAL, PacketType.COMMIT, PacketType.INFORM) and \
-                self._stale(pkt):
-            return
         if typ == PacketType.PROPOSAL:
             self.not_committed.append(self._queued(Proposal.decode(pkt.data or b"")))
         elif typ == PacketType.COMMIT:
@@ -414,8 +415,6 @@ class LearnerRole:
     def _follower_packet(self, pkt: QuorumPacket) -> None:
         if self._common_packet(pkt):
             return
-        if pkt.type in (PacketType.PROPOSAL, PacketType.COMMIT) and self._stale(pkt):
-            return  # a COMMIT of the sync's overlap may come after UPTODATE
         if pkt.type == PacketType.PROPOSAL:
             self._log([self._queued(Proposal.decode(pkt.data or b""))])
         elif pkt.type == PacketType.COMMIT:
@@ -432,8 +431,6 @@ class LearnerRole:
 
     def _observer_packet(self, pkt: QuorumPacket) -> None:
         if self._common_packet(pkt):
-            return
-        if pkt.type == PacketType.INFORM and self._stale(pkt):
             return
         if pkt.type == PacketType.INFORM:
             p = self._queued(Proposal.decode(pkt.data or b""))
